@@ -1,0 +1,68 @@
+-- Adds jobs to one queue, in one atomic step.
+--
+-- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep
+-- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
+--       then 9 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id
+-- Returns: a flat array, two items per job: the job id, then 1 if it was created
+--          or 0 if an earlier job owns the idempotency key (its id is returned).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local maxlen = ARGV[2]
+local queue = ARGV[4]
+local n = tonumber(ARGV[5])
+-- Waiting jobs sort by (1000 - priority) * 2^42 + seq: higher priority first, FIFO within.
+local SHIFT = 4398046511104
+local seq = redis.call('INCRBY', KEYS[4], n) - n
+local out = {}
+local runnable = false
+for i = 0, n - 1 do
+  local o = 5 + i * 9
+  local id = ARGV[o + 1]
+  local ikey = ARGV[o + 7]
+  local existing = false
+  if ikey ~= '' then
+    local ik = prefix .. 'idem:' .. ikey
+    local prev = redis.call('GET', ik)
+    if prev then
+      out[#out + 1] = prev
+      out[#out + 1] = 0
+      existing = true
+    else
+      redis.call('SET', ik, id, 'PX', ARGV[o + 8])
+    end
+  end
+  if not existing then
+    seq = seq + 1
+    local pri = tonumber(ARGV[o + 3])
+    local delay = tonumber(ARGV[o + 4])
+    local jk = prefix .. 'job:' .. id
+    local state = 'waiting'
+    local run_at = now
+    if delay > 0 then
+      state = 'delayed'
+      run_at = now + delay
+      redis.call('ZADD', KEYS[2], run_at, id)
+    else
+      redis.call('ZADD', KEYS[1], (1000 - pri) * SHIFT + seq, id)
+    end
+    runnable = true
+    redis.call('HSET', jk,
+      'payload', ARGV[o + 2], 'state', state, 'priority', pri,
+      'attempts', 0, 'max_attempts', ARGV[o + 5], 'backoff', ARGV[o + 6],
+      'created_at', now, 'run_at', run_at, 'ready_at', run_at, 'lease', 0, 'progress', 0,
+      'idempotency_key', ikey, 'request_id', ARGV[o + 9])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+      'type', 'job:queued', 'queue', queue, 'job_id', id, 'attempt', 0, 'progress', 0,
+      'message', state, 'data', '{"state":"' .. state .. '","run_at":' .. run_at .. ',"priority":' .. pri .. '}',
+      'ts', now)
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+if runnable and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('DEL', KEYS[5])
+  redis.call('PUBLISH', ARGV[3], queue)
+end
+return out

@@ -1,0 +1,95 @@
+-- Leases up to N waiting jobs to one worker, after promoting due delayed jobs.
+--
+-- KEYS: 1 wait, 2 delayed, 3 active, 4 events, 5 paused, 6 sleep, 7 seq
+-- ARGV: 1 key prefix, 2 events maxlen, 3 worker id, 4 N, 5 lease ms,
+--       6 promote batch, 7 stats ttl seconds, 8 queue name
+-- Returns: {status, next_due, jobs...} where status is 0 (ok) or 1 (paused), next_due
+--          is how many ms until the earliest delayed job falls due, when the queue ran
+--          dry (-1 if none or not dry; relative, so worker clocks need not agree), and each job is 8 items: id, payload, attempt, max_attempts,
+--          backoff, lease token, request id, wait ms.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local maxlen = ARGV[2]
+local worker = ARGV[3]
+local n = tonumber(ARGV[4])
+local queue = ARGV[8]
+local SHIFT = 4398046511104
+
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  -- Paused: nobody starts a job of this queue. Ask to be woken on resume.
+  redis.call('SET', KEYS[6], 1)
+  return {1, -1}
+end
+
+-- Promote due delayed jobs, a bounded batch per call.
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+if #due > 0 then
+  local seq = redis.call('INCRBY', KEYS[7], #due) - #due
+  local zargs = {}
+  for i = 1, #due do
+    local jk = prefix .. 'job:' .. due[i]
+    local pri = redis.call('HGET', jk, 'priority')
+    if pri then
+      seq = seq + 1
+      zargs[#zargs + 1] = (1000 - tonumber(pri)) * SHIFT + seq
+      zargs[#zargs + 1] = due[i]
+      redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now)
+    end
+  end
+  redis.call('ZREM', KEYS[2], unpack(due))
+  if #zargs > 0 then
+    redis.call('ZADD', KEYS[1], unpack(zargs))
+  end
+end
+
+local popped = redis.call('ZPOPMIN', KEYS[1], n)
+local out = {0, -1}
+local zargs = {}
+local expiry = now + tonumber(ARGV[5])
+local count = 0
+local wait_sum = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local jk = prefix .. 'job:' .. id
+  local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id')
+  if v[1] then
+    local attempt = tonumber(v[2]) + 1
+    local token = tonumber(v[5]) + 1
+    local wait = now - tonumber(v[6])
+    redis.call('HSET', jk, 'state', 'active', 'attempts', attempt, 'lease', token,
+      'started_at', now, 'worker', worker)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
+      'type', 'job:active', 'queue', queue, 'job_id', id, 'attempt', attempt,
+      'progress', 0, 'message', '', 'data', '{"worker":"' .. worker .. '"}', 'ts', now)
+    zargs[#zargs + 1] = expiry
+    zargs[#zargs + 1] = id
+    count = count + 1
+    wait_sum = wait_sum + wait
+    out[#out + 1] = id
+    out[#out + 1] = v[1]
+    out[#out + 1] = attempt
+    out[#out + 1] = v[3]
+    out[#out + 1] = v[4]
+    out[#out + 1] = token
+    out[#out + 1] = v[7]
+    out[#out + 1] = wait
+  end
+end
+if count > 0 then
+  redis.call('ZADD', KEYS[3], unpack(zargs))
+  local sk = prefix .. 'stats:' .. math.floor(now / 60000)
+  redis.call('HINCRBY', sk, 'started', count)
+  redis.call('HINCRBY', sk, 'wait_ms', wait_sum)
+  redis.call('EXPIRE', sk, ARGV[7])
+end
+if count < n then
+  -- The queue ran dry: ask to be woken by the next enqueue, and say when the
+  -- earliest delayed job falls due so the worker can set a timer for it.
+  redis.call('SET', KEYS[6], 1)
+  local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if #nxt > 0 then
+    out[2] = math.max(0, tonumber(nxt[2]) - now)
+  end
+end
+return out

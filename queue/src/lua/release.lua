@@ -1,0 +1,30 @@
+-- Hands back leased jobs that a stopping worker never started, at the head of
+-- their priority, without counting an attempt.
+--
+-- KEYS: 1 active, 2 wait, 3 events, 4 sleep
+-- ARGV: 1 key prefix, 2 events maxlen, 3 queue name, 4 wake channel, then pairs of (id, lease token)
+-- Returns: the number of jobs handed back.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local SHIFT = 4398046511104
+local back = 0
+for i = 5, #ARGV, 2 do
+  local id = ARGV[i]
+  local jk = prefix .. 'job:' .. id
+  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'priority')
+  if v[1] == ARGV[i + 1] and v[2] == 'active' then
+    back = back + 1
+    redis.call('HSET', jk, 'state', 'waiting', 'attempts', tonumber(v[3]) - 1, 'ready_at', now)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], (1000 - tonumber(v[4])) * SHIFT, id)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
+      'type', 'job:queued', 'queue', ARGV[3], 'job_id', id, 'attempt', tonumber(v[3]) - 1,
+      'progress', 0, 'message', 'released', 'data', '{"state":"waiting","reason":"released"}', 'ts', now)
+  end
+end
+if back > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('DEL', KEYS[4])
+  redis.call('PUBLISH', ARGV[4], ARGV[3])
+end
+return back

@@ -1,0 +1,55 @@
+-- Returns jobs whose lease expired (their worker died or hung) to the queue.
+--
+-- KEYS: 1 active, 2 wait, 3 failed, 4 events, 5 seq, 6 sleep
+-- ARGV: 1 key prefix, 2 events maxlen, 3 batch, 4 queue name, 5 wake channel, 6 stats ttl
+-- The attempt that was running counts: a job whose attempts are exhausted fails
+-- with reason 'stalled' instead of looping forever (a poison pill that kills its worker).
+-- Returns: {rescued to waiting, failed}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local maxlen = ARGV[2]
+local queue = ARGV[4]
+local SHIFT = 4398046511104
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+if #ids == 0 then return {0, 0} end
+local seq = redis.call('INCRBY', KEYS[5], #ids) - #ids
+local back, failed = 0, 0
+for i = 1, #ids do
+  local id = ids[i]
+  local jk = prefix .. 'job:' .. id
+  local v = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'errors', 'started_at', 'worker')
+  if v[1] then
+    local attempt = tonumber(v[1])
+    local entry = '{"attempt":' .. attempt .. ',"error":"stalled: lease expired (worker ' .. (v[6] or '?') ..
+      ' stopped renewing it)","started_at":' .. (v[5] or now) .. ',"at":' .. now .. '}'
+    local errors = entry
+    if v[4] and v[4] ~= '' then errors = string.sub(v[4], 1, -2) .. ',' .. entry .. ']' else errors = '[' .. entry .. ']' end
+    if attempt >= tonumber(v[2]) then
+      failed = failed + 1
+      redis.call('HSET', jk, 'state', 'failed', 'finished_at', now, 'errors', errors, 'failed_reason', 'stalled')
+      redis.call('ZADD', KEYS[3], now, id)
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
+        'type', 'job:failed', 'queue', queue, 'job_id', id, 'attempt', attempt,
+        'progress', 0, 'message', 'stalled', 'data', '{"reason":"stalled"}', 'ts', now)
+    else
+      back = back + 1
+      seq = seq + 1
+      redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now, 'errors', errors)
+      redis.call('ZADD', KEYS[2], (1000 - tonumber(v[3])) * SHIFT + seq, id)
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
+        'type', 'job:stalled', 'queue', queue, 'job_id', id, 'attempt', attempt,
+        'progress', 0, 'message', 'lease expired', 'data', '{}', 'ts', now)
+    end
+  end
+end
+redis.call('ZREM', KEYS[1], unpack(ids))
+local sk = prefix .. 'stats:' .. math.floor(now / 60000)
+redis.call('HINCRBY', sk, 'stalled', #ids)
+if failed > 0 then redis.call('HINCRBY', sk, 'failed', failed) end
+redis.call('EXPIRE', sk, ARGV[6])
+if back > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
+  redis.call('DEL', KEYS[6])
+  redis.call('PUBLISH', ARGV[5], queue)
+end
+return {back, failed}

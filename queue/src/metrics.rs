@@ -1,0 +1,20 @@
+//! Names of the Prometheus series the queue records through the `metrics` facade.
+//!
+//! Nothing is recorded unless the process installs a recorder (every Drover binary does).
+
+/// Counter: attempts that completed, by `queue`.
+pub const COMPLETED: &str = "drover_jobs_completed_total";
+/// Counter: jobs that failed for good, by `queue`.
+pub const FAILED: &str = "drover_jobs_failed_total";
+/// Counter: failed attempts scheduled for a retry, by `queue`.
+pub const RETRIED: &str = "drover_jobs_retried_total";
+/// Counter: jobs rescued after their lease expired, by `queue`.
+pub const RESCUED: &str = "drover_jobs_rescued_total";
+/// Counter: jobs enqueued, by `queue`.
+pub const ENQUEUED: &str = "drover_jobs_enqueued_total";
+/// Counter: outcomes ignored because the worker had lost the job's lease, by `queue`.
+pub const STALE_ACKS: &str = "drover_stale_acks_total";
+/// Histogram: seconds from ready to started, by `queue`.
+pub const WAIT_SECONDS: &str = "drover_job_wait_seconds";
+/// Histogram: seconds a handler ran, by `queue` and `outcome`.
+pub const RUN_SECONDS: &str = "drover_job_run_seconds";

@@ -1,0 +1,222 @@
+//! What a handler knows of the job it runs, and how it reports progress and errors.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis_core::task::Task;
+use apalis_core::task::from_request::FromRequest;
+
+use crate::options::Backoff;
+use crate::queue::ProgressItem;
+
+/// The job a handler runs: its identity, its attempt, and a way to report progress.
+///
+/// Take it as a handler argument: `async fn run(job: Payload, ctx: JobContext)`.
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    queue: String,
+    attempt: u32,
+    max_attempts: u32,
+    token: u64,
+    request_id: Option<String>,
+    backoff: Backoff,
+    progress: ProgressBuffer,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.inner.id)
+            .field("queue", &self.inner.queue)
+            .field("attempt", &self.inner.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: String,
+        queue: String,
+        attempt: u32,
+        max_attempts: u32,
+        token: u64,
+        request_id: Option<String>,
+        backoff: Backoff,
+        progress: ProgressBuffer,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                id,
+                queue,
+                attempt,
+                max_attempts,
+                token,
+                request_id,
+                backoff,
+                progress,
+            }),
+        }
+    }
+
+    /// The job's id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The queue the job is on.
+    #[must_use]
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// This attempt's number, from 1.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.inner.attempt
+    }
+
+    /// How many attempts the job may have.
+    #[must_use]
+    pub fn max_attempts(&self) -> u32 {
+        self.inner.max_attempts
+    }
+
+    /// Whether a failure now fails the job for good.
+    #[must_use]
+    pub fn is_last_attempt(&self) -> bool {
+        self.inner.attempt >= self.inner.max_attempts
+    }
+
+    /// The id of the HTTP request that submitted the job, if it came through the API.
+    #[must_use]
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
+    }
+
+    /// The job's retry delay policy.
+    #[must_use]
+    pub fn backoff(&self) -> &Backoff {
+        &self.inner.backoff
+    }
+
+    pub(crate) fn token(&self) -> u64 {
+        self.inner.token
+    }
+
+    /// Reports progress: a percentage (capped at 100), a message and a JSON object of
+    /// details (rows done, rows per second, ETA…).
+    ///
+    /// It returns at once and never fails the job. Reports are coalesced: the worker
+    /// writes the latest report of each job a few times a second, so a tight loop
+    /// calling this cannot flood the event stream.
+    pub fn progress(&self, percent: u8, message: impl Into<String>, data: serde_json::Value) {
+        let data = if data.is_object() {
+            data.to_string()
+        } else {
+            serde_json::json!({ "value": data }).to_string()
+        };
+        self.inner.progress.put(ProgressItem {
+            id: self.inner.id.clone(),
+            token: self.inner.token,
+            percent: percent.min(100),
+            message: message.into(),
+            data,
+        });
+    }
+}
+
+impl<Args: Sync> FromRequest<Task<Args>> for JobContext {
+    type Error = MissingJobContext;
+    async fn from_request(task: &Task<Args>) -> Result<Self, Self::Error> {
+        task.data().get::<JobContext>().cloned().ok_or(MissingJobContext)
+    }
+}
+
+/// The task did not come from a Drover queue.
+#[derive(Debug, thiserror::Error)]
+#[error("this task carries no Drover job context: it did not come from a Drover queue")]
+pub struct MissingJobContext;
+
+/// The latest unsent progress report of each running job of one driver.
+#[derive(Clone, Default)]
+pub(crate) struct ProgressBuffer {
+    pending: Arc<Mutex<HashMap<String, ProgressItem>>>,
+}
+
+impl ProgressBuffer {
+    fn put(&self, item: ProgressItem) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(item.id.clone(), item);
+        }
+    }
+
+    /// Takes every pending report.
+    pub(crate) fn take(&self) -> Vec<ProgressItem> {
+        self.pending
+            .lock()
+            .map(|mut p| p.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// How a handler says its attempt failed.
+///
+/// Any other error a handler returns is retryable; a panic is too.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    kind: JobErrorKind,
+    message: String,
+}
+
+/// What should happen after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobErrorKind {
+    /// Try again after the job's backoff, if attempts remain (I/O, timeouts, a busy database).
+    Retryable,
+    /// Try again after this delay, if attempts remain (a rate limit said when).
+    RetryAfter(Duration),
+    /// Fail now: retrying cannot help (bad payload, unknown dataset, unknown column).
+    Permanent,
+}
+
+impl JobError {
+    /// A failure worth retrying. The message keeps the whole cause chain.
+    pub fn retryable(err: impl fmt::Display) -> Self {
+        Self {
+            kind: JobErrorKind::Retryable,
+            message: format!("{err:#}"),
+        }
+    }
+
+    /// A failure worth retrying after `delay`.
+    pub fn retry_after(err: impl fmt::Display, delay: Duration) -> Self {
+        Self {
+            kind: JobErrorKind::RetryAfter(delay),
+            message: format!("{err:#}"),
+        }
+    }
+
+    /// A failure retrying cannot fix.
+    pub fn permanent(err: impl fmt::Display) -> Self {
+        Self {
+            kind: JobErrorKind::Permanent,
+            message: format!("{err:#}"),
+        }
+    }
+
+    /// What should happen next.
+    #[must_use]
+    pub fn kind(&self) -> JobErrorKind {
+        self.kind
+    }
+}

@@ -1,0 +1,200 @@
+//! Durable retries with exponential backoff, and how attempts end.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use drover_queue::worker::{JobContext, JobError, WakeHub};
+use drover_queue::{Backoff, BackoffKind, JobOptions, JobState, NewJob};
+
+const T: Duration = Duration::from_secs(20);
+
+fn ns_of(queue: &drover_queue::Queue) -> String {
+    queue.keys().prefix.trim_start_matches('{').split(':').next().unwrap().to_owned()
+}
+
+fn flaky(fail_times: u32) -> NewJob {
+    NewJob::new(&TestJob { n: 1, fail_times, ..Default::default() }).unwrap()
+}
+
+#[tokio::test]
+async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let w = spawn_worker(&queue, &hub, fast_options(2), obedient());
+    let backoff = Backoff {
+        kind: BackoffKind::Exponential,
+        delay_ms: 150,
+        factor: 3.0,
+        max_delay_ms: 10_000,
+        jitter: 0.2,
+    };
+    let e = queue
+        .enqueue(flaky(2).with_options(JobOptions {
+            max_attempts: Some(5),
+            backoff: Some(backoff),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 3);
+    assert_eq!(rec.errors.len(), 2);
+    assert_eq!(rec.errors[0].attempt, 1);
+    assert_eq!(rec.errors[1].attempt, 2);
+    assert!(rec.errors[0].error.contains("planned failure 1"));
+
+    // Gap = next attempt's start - this attempt's failure.
+    let gap1 = rec.errors[1].started_at - rec.errors[0].at;
+    let gap2 = rec.started_at.unwrap() - rec.errors[1].at;
+    // Jitter takes up to 20 % off; a retry never runs early, and the worker's timer
+    // picks it up within a few milliseconds (slack for a loaded machine).
+    let slack = 120;
+    assert!((120..=150 + slack).contains(&gap1), "first gap {gap1} ms, expected 120..150");
+    assert!((360..=450 + slack).contains(&gap2), "second gap {gap2} ms, expected 360..450");
+    assert!(gap2 > gap1 * 2, "gaps {gap1} then {gap2} do not grow by the factor");
+
+    let kinds: Vec<_> = queue
+        .events_after("0", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "job:queued", "job:active", "job:retrying", "job:active", "job:retrying", "job:active",
+            "job:completed"
+        ]
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn exhausted_attempts_fail_the_job_with_every_error() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
+    let e = queue
+        .enqueue(flaky(100).with_options(JobOptions {
+            max_attempts: Some(3),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Failed);
+    assert_eq!(rec.attempts, 3);
+    assert_eq!(rec.failed_reason.as_deref(), Some("attempts_exhausted"));
+    let attempts: Vec<u32> = rec.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    for (i, err) in rec.errors.iter().enumerate() {
+        assert_eq!(err.error, format!("planned failure {}", i + 1));
+        assert!(err.at >= err.started_at);
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_error_fails_the_job_after_one_attempt() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
+    let e = queue
+        .enqueue(NewJob::new(&TestJob { n: 1, permanent: true, ..Default::default() }).unwrap())
+        .await
+        .unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Failed);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.failed_reason.as_deref(), Some("permanent"));
+    assert_eq!(rec.errors.len(), 1);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_retryable_failure() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
+        Box::pin(async move {
+            if ctx.attempt() == 1 {
+                panic!("boom");
+            }
+            Ok(serde_json::Value::Null)
+        })
+    });
+    let w = spawn_worker(&queue, &hub, fast_options(1), h);
+    let e = queue.enqueue(flaky(0)).await.unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(rec.errors[0].error, "handler panicked: boom");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_overrides_the_backoff() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
+        Box::pin(async move {
+            if ctx.attempt() == 1 {
+                return Err(JobError::retry_after("rate limited", Duration::from_millis(400)));
+            }
+            Ok(serde_json::Value::Null)
+        })
+    });
+    let w = spawn_worker(&queue, &hub, fast_options(1), h);
+    let e = queue.enqueue(flaky(0)).await.unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    let gap = rec.started_at.unwrap() - rec.errors[0].at;
+    assert!((400..600).contains(&gap), "retried after {gap} ms");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_waiting_in_backoff_survives_its_workers_restart() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let h = Handler::new(move |_job: TestJob, ctx: JobContext, _w| {
+        r.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if ctx.attempt() == 1 {
+                return Err(JobError::retryable("transient"));
+            }
+            Ok(serde_json::Value::Null)
+        })
+    });
+    let w = spawn_worker(&queue, &hub, fast_options(1), h.clone());
+    let e = queue
+        .enqueue(flaky(0).with_options(JobOptions {
+            backoff: Some(Backoff::fixed(1500)),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    drover_tests::eventually_async(T, "the job to wait out its backoff", || async {
+        queue.get(&e.id).await.unwrap().filter(|j| j.state == JobState::Delayed)
+    })
+    .await;
+    // The worker goes away while the retry waits; nothing of it lives in the worker.
+    w.stop().await;
+    drop(hub);
+    assert_eq!(queue.get(&e.id).await.unwrap().unwrap().state, JobState::Delayed);
+
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let w = spawn_worker(&queue, &hub, fast_options(1), h);
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    w.stop().await;
+}

@@ -1,0 +1,28 @@
+//! Drover's test harness: what any test needs to run against real parts in isolation.
+//!
+//! - [`TestRedis`]: a `redis-server` of the test's own, on a free port, with its data in
+//!   a temporary directory; stopped (and deleted) when dropped. It can be killed and
+//!   restarted on the same port with its data, for outage tests.
+//! - [`namespace`]: a unique key namespace, for tests that share the machine's Redis.
+//! - [`eventually`]: wait for a condition with a deadline (never a bare sleep).
+//! - [`procs`]: start Drover's real binaries and stop them by pid.
+
+pub mod procs;
+mod redis_server;
+mod wait;
+
+pub use redis_server::{RedisOptions, TestRedis, redis_server_available};
+pub use wait::{eventually, eventually_async};
+
+/// A key namespace no other test uses: `t<ulid>`, lowercase.
+#[must_use]
+pub fn namespace() -> String {
+    format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// The Redis that the machine runs for tests that only need their own namespace:
+/// `TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
+#[must_use]
+pub fn shared_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}

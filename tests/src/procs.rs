@@ -1,0 +1,123 @@
+//! Starting Drover's binaries from tests, and stopping them by pid.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The directory cargo puts this profile's binaries in (`target/debug`).
+#[must_use]
+pub fn bin_dir() -> PathBuf {
+    // The test executable lives in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("current test executable");
+    let deps = exe.parent().expect("deps directory");
+    deps.parent().expect("profile directory").to_path_buf()
+}
+
+/// The path of a workspace binary, building the workspace's binaries once per test
+/// process if it is missing or stale (`cargo test -p drover-tests` alone builds none).
+///
+/// # Panics
+/// If the build fails.
+#[must_use]
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--bins", "-p", "drover-api", "-p", "drover-worker", "-p", "drover-scheduler", "-p", "drover-ops"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the binaries");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A child process that is killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// Starts binary `name` with these environment variables (and a clean environment
+    /// for Drover's own variables), its output going to the test's output.
+    #[must_use]
+    pub fn start(name: &str, envs: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(binary(name));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DROVER_") || k == "REDIS_URL" || k == "DATABASE_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// Its process id.
+    ///
+    /// # Panics
+    /// If it was already stopped.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("process is running")
+    }
+
+    /// Sends SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for it to exit; returns its exit code.
+    ///
+    /// # Panics
+    /// If it does not exit in time (it is then killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = Pid::from_raw(i32::try_from(c.id()).expect("pid fits i32"));
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("{} did not stop within {timeout:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether it has exited; its exit code if so.
+    pub fn try_exit(&mut self) -> Option<Option<i32>> {
+        let c = self.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
