@@ -127,7 +127,8 @@ impl JobRecord {
     #[must_use]
     pub fn from_fields(queue: &str, id: &str, mut f: HashMap<String, String>) -> Option<Self> {
         let state: JobState = f.get("state")?.parse().ok()?;
-        let num = |f: &HashMap<String, String>, k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+        let num =
+            |f: &HashMap<String, String>, k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
         let text = |f: &mut HashMap<String, String>, k: &str| f.remove(k).filter(|v| !v.is_empty());
         let json = |f: &mut HashMap<String, String>, k: &str| {
             f.remove(k)
@@ -146,10 +147,18 @@ impl JobRecord {
             id: id.to_owned(),
             queue: queue.to_owned(),
             state,
-            priority: num(&f, "priority").and_then(|v| u16::try_from(v).ok()).unwrap_or(0),
-            attempts: num(&f, "attempts").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
-            max_attempts: num(&f, "max_attempts").and_then(|v| u32::try_from(v).ok()).unwrap_or(1),
-            progress: num(&f, "progress").and_then(|v| u8::try_from(v).ok()).unwrap_or(0),
+            priority: num(&f, "priority")
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(0),
+            attempts: num(&f, "attempts")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0),
+            max_attempts: num(&f, "max_attempts")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(1),
+            progress: num(&f, "progress")
+                .and_then(|v| u8::try_from(v).ok())
+                .unwrap_or(0),
             created_at: num(&f, "created_at").unwrap_or(0),
             run_at: num(&f, "run_at").unwrap_or(0),
             started_at: num(&f, "started_at"),
@@ -190,7 +199,10 @@ mod tests {
             ("priority", "5"),
             ("created_at", "10"),
             ("run_at", "10"),
-            ("errors", r#"[{"attempt":1,"error":"x","started_at":11,"at":12}]"#),
+            (
+                "errors",
+                r#"[{"attempt":1,"error":"x","started_at":11,"at":12}]"#,
+            ),
             ("idempotency_key", ""),
         ]
         .into_iter()

@@ -151,7 +151,10 @@ mod tests {
         // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
         assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
         assert_eq!(cluster_slot("foo"), 12182);
-        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
+        assert_eq!(
+            cluster_slot("{user1000}.following"),
+            cluster_slot("user1000")
+        );
         assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
     }
 
@@ -176,7 +179,10 @@ mod tests {
             keys.worker("w-1"),
         ];
         for key in &all {
-            assert!(key.starts_with("{drover:export}:"), "{key} lacks the hash tag");
+            assert!(
+                key.starts_with("{drover:export}:"),
+                "{key} lacks the hash tag"
+            );
             assert_eq!(cluster_slot(key), slot, "{key} is in another slot");
         }
         // Another queue is free to live elsewhere.

@@ -186,7 +186,9 @@ impl JobOptions {
             b.validate()?;
         }
         if let Some(k) = &self.idempotency_key
-            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN || k.chars().any(char::is_control))
+            && (k.is_empty()
+                || k.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || k.chars().any(char::is_control))
         {
             return invalid("idempotency key must be 1 to 255 bytes with no control characters");
         }
@@ -264,7 +266,12 @@ mod tests {
             max_attempts: Some(0),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("max_attempts"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_attempts")
+        );
         let mut b = Backoff::exponential(10);
         b.jitter = 2.0;
         assert!(b.validate().unwrap_err().to_string().contains("jitter"));
@@ -276,6 +283,8 @@ mod tests {
         let b: Backoff = serde_json::from_str(r#"{"type":"exponential","delay_ms":10}"#).unwrap();
         assert_eq!(b.factor, 2.0);
         assert!(serde_json::from_str::<Backoff>(r#"{"type":"linear","delay_ms":10}"#).is_err());
-        assert!(serde_json::from_str::<Backoff>(r#"{"type":"fixed","delay_ms":10,"x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Backoff>(r#"{"type":"fixed","delay_ms":10,"x":1}"#).is_err()
+        );
     }
 }

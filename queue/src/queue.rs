@@ -257,7 +257,9 @@ struct Inner {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("name", &self.inner.name).finish()
+        f.debug_struct("Queue")
+            .field("name", &self.inner.name)
+            .finish()
     }
 }
 
@@ -533,7 +535,10 @@ impl Queue {
             .arg(&k.prefix);
         let v: Vec<i64> = self.inner.redis.invoke(&inv).await?;
         if v.len() != 8 {
-            return Err(QueueError::Protocol(format!("overview returned {} items", v.len())));
+            return Err(QueueError::Protocol(format!(
+                "overview returned {} items",
+                v.len()
+            )));
         }
         let u = |i: usize| u64::try_from(v[i]).unwrap_or(0);
         Ok(Overview {
@@ -582,7 +587,10 @@ impl Queue {
             .arg(&after_score)
             .arg(limit);
         let pairs: Vec<String> = self.inner.redis.invoke(&inv).await?;
-        let ids: Vec<(&String, &String)> = pairs.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect();
+        let ids: Vec<(&String, &String)> = pairs
+            .chunks(2)
+            .filter_map(|c| Some((c.first()?, c.get(1)?)))
+            .collect();
         let mut pipe = redis::pipe();
         for (id, _) in &ids {
             pipe.cmd("HGETALL").arg(self.inner.keys.job(id));
@@ -824,7 +832,11 @@ impl Queue {
     }
 
     /// Extends leases; returns the ids this worker no longer holds.
-    pub(crate) async fn renew(&self, lease: Duration, held: &[(String, u64)]) -> Result<Vec<String>> {
+    pub(crate) async fn renew(
+        &self,
+        lease: Duration,
+        held: &[(String, u64)],
+    ) -> Result<Vec<String>> {
         let mut inv = scripts::RENEW.prepare_invoke();
         inv.key(&self.inner.keys.active)
             .arg(&self.inner.keys.prefix)
@@ -901,7 +913,11 @@ impl Queue {
 
 /// Ids are ULIDs; anything else cannot name a job, and must not reach a key.
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn parse_state(s: &str) -> Result<JobState> {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // Tests fail by panicking.
 //! Enqueue, run, read and administer jobs on a real Redis (the machine's, in a
 //! namespace of each test's own).
 
@@ -15,7 +16,11 @@ use tokio::sync::Notify;
 const T: Duration = Duration::from_secs(15);
 
 fn job(n: u64) -> NewJob {
-    NewJob::new(&TestJob { n, ..Default::default() }).unwrap()
+    NewJob::new(&TestJob {
+        n,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 /// A handler that records the `n` of every job it starts.
@@ -35,7 +40,10 @@ async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(2), obedient());
 
-    let e = queue.enqueue(job(7).with_request_id("req-1")).await.unwrap();
+    let e = queue
+        .enqueue(job(7).with_request_id("req-1"))
+        .await
+        .unwrap();
     assert!(e.created);
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Completed);
@@ -54,16 +62,33 @@ async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
         .filter(|ev| ev.job_id == e.id)
         .map(|ev| ev.kind)
         .collect();
-    assert_eq!(kinds, [EventType::JobQueued, EventType::JobActive, EventType::JobCompleted]);
+    assert_eq!(
+        kinds,
+        [
+            EventType::JobQueued,
+            EventType::JobActive,
+            EventType::JobCompleted
+        ]
+    );
 
     let o = queue.overview().await.unwrap();
-    assert_eq!((o.counts.completed, o.counts.waiting, o.counts.active), (1, 0, 0));
+    assert_eq!(
+        (o.counts.completed, o.counts.waiting, o.counts.active),
+        (1, 0, 0)
+    );
     w.stop().await;
 }
 
 /// The namespace of a queue built by `shared_queue` (its keys start with `{ns:test}:`).
 fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue.keys().prefix.trim_start_matches('{').split(':').next().unwrap().to_owned()
+    queue
+        .keys()
+        .prefix
+        .trim_start_matches('{')
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -74,7 +99,11 @@ async fn progress_reports_reach_the_job_and_the_stream() {
         Box::pin(async move {
             for i in 1..=200u32 {
                 // A tight loop: the reports must be coalesced, not all written.
-                ctx.progress((i / 2) as u8, format!("row {i}"), serde_json::json!({ "rows": i }));
+                ctx.progress(
+                    (i / 2) as u8,
+                    format!("row {i}"),
+                    serde_json::json!({ "rows": i }),
+                );
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
             Ok(serde_json::Value::Null)
@@ -91,7 +120,11 @@ async fn progress_reports_reach_the_job_and_the_stream() {
         .filter(|ev| ev.kind == EventType::JobProgress)
         .collect();
     assert!(!progress.is_empty(), "no progress event");
-    assert!(progress.len() < 20, "{} progress events for one tight loop", progress.len());
+    assert!(
+        progress.len() < 20,
+        "{} progress events for one tight loop",
+        progress.len()
+    );
     let last = progress.last().unwrap();
     assert_eq!(last.progress, 100);
     assert_eq!(last.message, "row 200");
@@ -106,8 +139,14 @@ async fn an_idempotency_key_returns_the_first_job_and_runs_once() {
         idempotency_key: Some("order-42".into()),
         ..Default::default()
     };
-    let a = queue.enqueue(job(1).with_options(opts.clone())).await.unwrap();
-    let b = queue.enqueue(job(2).with_options(opts.clone())).await.unwrap();
+    let a = queue
+        .enqueue(job(1).with_options(opts.clone()))
+        .await
+        .unwrap();
+    let b = queue
+        .enqueue(job(2).with_options(opts.clone()))
+        .await
+        .unwrap();
     assert!(a.created);
     assert!(!b.created);
     assert_eq!(a.id, b.id);
@@ -140,7 +179,14 @@ async fn higher_priority_runs_first_and_fifo_within_a_priority() {
         })
     };
     // n encodes the expected order.
-    let jobs = vec![with(4, 0), with(1, 10), with(5, 0), with(2, 10), with(3, 5), with(6, 0)];
+    let jobs = vec![
+        with(4, 0),
+        with(1, 10),
+        with(5, 0),
+        with(2, 10),
+        with(3, 5),
+        with(6, 0),
+    ];
     let ids = queue.enqueue_many(jobs).await.unwrap();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let (h, seen) = recorder();
@@ -164,7 +210,10 @@ async fn a_delayed_job_waits_its_time() {
         }))
         .await
         .unwrap();
-    assert_eq!(queue.get(&e.id).await.unwrap().unwrap().state, JobState::Delayed);
+    assert_eq!(
+        queue.get(&e.id).await.unwrap().unwrap().state,
+        JobState::Delayed
+    );
     let rec = wait_finished(&queue, &e.id, T).await;
     let waited = rec.started_at.unwrap() - rec.created_at;
     assert!(waited >= 300, "started after {waited} ms");
@@ -179,7 +228,10 @@ async fn a_deleted_waiting_job_never_runs() {
     queue.pause().await.unwrap();
     let a = queue.enqueue(job(1)).await.unwrap();
     let b = queue.enqueue(job(2)).await.unwrap();
-    assert_eq!(queue.remove(&a.id).await.unwrap(), RemoveOutcome::Removed(JobState::Waiting));
+    assert_eq!(
+        queue.remove(&a.id).await.unwrap(),
+        RemoveOutcome::Removed(JobState::Waiting)
+    );
     assert_eq!(queue.remove(&a.id).await.unwrap(), RemoveOutcome::NotFound);
     assert!(queue.get(&a.id).await.unwrap().is_none());
 
@@ -222,7 +274,10 @@ async fn deleting_an_active_job_is_refused() {
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Completed);
     // Finished jobs can be deleted.
-    assert_eq!(queue.remove(&e.id).await.unwrap(), RemoveOutcome::Removed(JobState::Completed));
+    assert_eq!(
+        queue.remove(&e.id).await.unwrap(),
+        RemoveOutcome::Removed(JobState::Completed)
+    );
     assert_eq!(queue.overview().await.unwrap().counts.completed, 0);
     w.stop().await;
 }
@@ -247,16 +302,29 @@ async fn retry_runs_a_failed_job_again_and_promote_runs_a_delayed_one_now() {
     let e = queue.enqueue(job(1)).await.unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Failed);
-    assert_eq!(queue.promote(&e.id).await.unwrap(), MoveOutcome::WrongState(JobState::Failed));
+    assert_eq!(
+        queue.promote(&e.id).await.unwrap(),
+        MoveOutcome::WrongState(JobState::Failed)
+    );
     assert_eq!(queue.retry(&e.id).await.unwrap(), MoveOutcome::Moved);
     let rec = drover_tests::eventually_async(T, "retried job to complete", || async {
-        queue.get(&e.id).await.unwrap().filter(|j| j.state == JobState::Completed)
+        queue
+            .get(&e.id)
+            .await
+            .unwrap()
+            .filter(|j| j.state == JobState::Completed)
     })
     .await;
     assert_eq!(rec.attempts, 1, "a retried job starts its attempts afresh");
     assert_eq!(rec.errors.len(), 1, "and keeps its error history");
-    assert_eq!(queue.retry(&e.id).await.unwrap(), MoveOutcome::WrongState(JobState::Completed));
-    assert_eq!(queue.retry("01NOSUCHJOB").await.unwrap(), MoveOutcome::NotFound);
+    assert_eq!(
+        queue.retry(&e.id).await.unwrap(),
+        MoveOutcome::WrongState(JobState::Completed)
+    );
+    assert_eq!(
+        queue.retry("01NOSUCHJOB").await.unwrap(),
+        MoveOutcome::NotFound
+    );
 
     let d = queue
         .enqueue(job(2).with_options(JobOptions {
@@ -284,17 +352,44 @@ async fn clean_removes_only_finished_jobs_older_than_the_grace_and_at_most_n() {
     queue.pause().await.unwrap();
     let waiting = queue.enqueue(job(99)).await.unwrap();
 
-    assert_eq!(queue.clean(JobState::Completed, Duration::from_secs(3600), 100).await.unwrap(), 0);
-    assert_eq!(queue.clean(JobState::Completed, Duration::ZERO, 3).await.unwrap(), 3);
+    assert_eq!(
+        queue
+            .clean(JobState::Completed, Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        queue
+            .clean(JobState::Completed, Duration::ZERO, 3)
+            .await
+            .unwrap(),
+        3
+    );
     let o = queue.overview().await.unwrap();
     assert_eq!((o.counts.completed, o.counts.waiting), (2, 1));
-    assert!(queue.clean(JobState::Waiting, Duration::ZERO, 3).await.is_err());
-    assert_eq!(queue.clean(JobState::Completed, Duration::ZERO, 100).await.unwrap(), 2);
+    assert!(
+        queue
+            .clean(JobState::Waiting, Duration::ZERO, 3)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        queue
+            .clean(JobState::Completed, Duration::ZERO, 100)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(queue.get(&waiting.id).await.unwrap().is_some());
     // The oldest went first.
     assert!(queue.get(&ids[0].id).await.unwrap().is_none());
     let cleaned = queue.events_after("0", 1000).await.unwrap();
-    assert!(cleaned.iter().any(|e| e.kind == EventType::QueueCleaned && e.data["count"] == 3));
+    assert!(
+        cleaned
+            .iter()
+            .any(|e| e.kind == EventType::QueueCleaned && e.data["count"] == 3)
+    );
 }
 
 #[tokio::test]
@@ -312,7 +407,10 @@ async fn a_listing_pages_through_a_state_with_a_cursor() {
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = queue.list(JobState::Waiting, cursor.as_deref(), 10).await.unwrap();
+        let page = queue
+            .list(JobState::Waiting, cursor.as_deref(), 10)
+            .await
+            .unwrap();
         pages += 1;
         seen.extend(page.jobs.iter().map(|j| j.id.clone()));
         match page.next_cursor {
@@ -322,15 +420,30 @@ async fn a_listing_pages_through_a_state_with_a_cursor() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, ids, "waiting jobs list in run order, each once");
-    assert!(queue.list(JobState::Waiting, Some("garbage"), 10).await.is_err());
-    assert!(queue.list(JobState::Failed, None, 10).await.unwrap().jobs.is_empty());
+    assert!(
+        queue
+            .list(JobState::Waiting, Some("garbage"), 10)
+            .await
+            .is_err()
+    );
+    assert!(
+        queue
+            .list(JobState::Failed, None, 10)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn the_overview_counts_states_and_the_oldest_wait() {
     let (_redis, queue) = shared_queue();
     queue.pause().await.unwrap();
-    assert!(!queue.pause().await.unwrap(), "pausing twice changes nothing");
+    assert!(
+        !queue.pause().await.unwrap(),
+        "pausing twice changes nothing"
+    );
     let empty = queue.overview().await.unwrap();
     assert_eq!(empty.oldest_waiting_age_ms, None);
     queue.enqueue_many((0..3).map(job).collect()).await.unwrap();
@@ -355,12 +468,19 @@ async fn a_payload_that_does_not_fit_fails_at_once() {
     let (redis, queue) = shared_queue();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
-    let e = queue.enqueue(NewJob::raw(r#"{"nope":1}"#.into())).await.unwrap();
+    let e = queue
+        .enqueue(NewJob::raw(r#"{"nope":1}"#.into()))
+        .await
+        .unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Failed);
     assert_eq!(rec.failed_reason.as_deref(), Some("permanent"));
     assert_eq!(rec.errors.len(), 1);
-    assert!(rec.errors[0].error.contains("payload does not fit"), "{}", rec.errors[0].error);
+    assert!(
+        rec.errors[0].error.contains("payload does not fit"),
+        "{}",
+        rec.errors[0].error
+    );
     w.stop().await;
 }
 
@@ -371,13 +491,21 @@ async fn live_workers_are_listed_until_they_stop() {
     let w = spawn_worker(&queue, &hub, fast_options(3), obedient());
     let id = w.id.clone();
     let info = drover_tests::eventually_async(T, "the worker's heartbeat", || async {
-        queue.workers().await.unwrap().into_iter().find(|x| x.id == id)
+        queue
+            .workers()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.id == id)
     })
     .await;
     assert_eq!(info.info["concurrency"], 3);
     assert_eq!(info.info["pid"], std::process::id());
     w.stop().await;
-    assert!(queue.workers().await.unwrap().iter().all(|x| x.id != id), "a stopped worker says goodbye");
+    assert!(
+        queue.workers().await.unwrap().iter().all(|x| x.id != id),
+        "a stopped worker says goodbye"
+    );
 }
 
 #[tokio::test]
@@ -387,11 +515,25 @@ async fn per_minute_counters_count_outcomes() {
     let w = spawn_worker(&queue, &hub, fast_options(4), obedient());
     let ok = queue.enqueue_many((0..4).map(job).collect()).await.unwrap();
     let bad = queue
-        .enqueue(NewJob::new(&TestJob { n: 9, permanent: true, ..Default::default() }).unwrap())
+        .enqueue(
+            NewJob::new(&TestJob {
+                n: 9,
+                permanent: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
         .await
         .unwrap();
     let flaky = queue
-        .enqueue(NewJob::new(&TestJob { n: 8, fail_times: 1, ..Default::default() }).unwrap())
+        .enqueue(
+            NewJob::new(&TestJob {
+                n: 8,
+                fail_times: 1,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
         .await
         .unwrap();
     for e in ok.iter().chain([&bad, &flaky]) {

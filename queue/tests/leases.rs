@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // Tests fail by panicking.
 //! Leases: a job whose worker vanished runs again; a hung one cannot finish a newer attempt.
 
 mod common;
@@ -6,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
 use apalis::prelude::WorkerContext;
+use common::*;
 use drover_queue::worker::{JobContext, WakeHub};
 use drover_queue::{EventType, JobOptions, JobState, NewJob};
 use tokio::sync::Notify;
@@ -15,11 +16,22 @@ use tokio::sync::Notify;
 const T: Duration = Duration::from_secs(20);
 
 fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue.keys().prefix.trim_start_matches('{').split(':').next().unwrap().to_owned()
+    queue
+        .keys()
+        .prefix
+        .trim_start_matches('{')
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn job() -> NewJob {
-    NewJob::new(&TestJob { n: 1, ..Default::default() }).unwrap()
+    NewJob::new(&TestJob {
+        n: 1,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[tokio::test]
@@ -48,7 +60,11 @@ async fn a_job_whose_worker_vanished_is_rescued_and_runs_again() {
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Completed);
     assert_eq!(rec.attempts, 2, "the lost attempt counts");
-    assert!(rec.errors[0].error.starts_with("stalled"), "{}", rec.errors[0].error);
+    assert!(
+        rec.errors[0].error.starts_with("stalled"),
+        "{}",
+        rec.errors[0].error
+    );
     let events = queue.events_after("0", 100).await.unwrap();
     assert!(events.iter().any(|e| e.kind == EventType::JobStalled));
     rescuer.stop().await;
@@ -145,13 +161,19 @@ async fn a_graceful_stop_hands_back_what_it_did_not_start() {
             s.notify_one();
             let deadline = std::time::Instant::now() + T;
             while !w.is_shutting_down() {
-                assert!(std::time::Instant::now() < deadline, "the worker was never stopped");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the worker was never stopped"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Ok(serde_json::Value::Null)
         })
     });
-    let ids = queue.enqueue_many((0..6).map(|_| job()).collect()).await.unwrap();
+    let ids = queue
+        .enqueue_many((0..6).map(|_| job()).collect())
+        .await
+        .unwrap();
     let w = spawn_worker(&queue, &hub, opts, h);
     tokio::time::timeout(T, started.notified()).await.unwrap();
     drover_tests::eventually_async(T, "six jobs leased", || async {
@@ -160,7 +182,10 @@ async fn a_graceful_stop_hands_back_what_it_did_not_start() {
     .await;
     w.stop().await;
     let o = queue.overview().await.unwrap();
-    assert_eq!((o.counts.completed, o.counts.active, o.counts.waiting), (1, 0, 5));
+    assert_eq!(
+        (o.counts.completed, o.counts.active, o.counts.waiting),
+        (1, 0, 5)
+    );
     for e in &ids {
         let j = queue.get(&e.id).await.unwrap().unwrap();
         if j.state == JobState::Waiting {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // Tests fail by panicking.
 //! Durable retries with exponential backoff, and how attempts end.
 
 mod common;
@@ -13,11 +14,23 @@ use drover_queue::{Backoff, BackoffKind, JobOptions, JobState, NewJob};
 const T: Duration = Duration::from_secs(20);
 
 fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue.keys().prefix.trim_start_matches('{').split(':').next().unwrap().to_owned()
+    queue
+        .keys()
+        .prefix
+        .trim_start_matches('{')
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn flaky(fail_times: u32) -> NewJob {
-    NewJob::new(&TestJob { n: 1, fail_times, ..Default::default() }).unwrap()
+    NewJob::new(&TestJob {
+        n: 1,
+        fail_times,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[tokio::test]
@@ -54,9 +67,18 @@ async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
     // Jitter takes up to 20 % off; a retry never runs early, and the worker's timer
     // picks it up within a few milliseconds (slack for a loaded machine).
     let slack = 120;
-    assert!((120..=150 + slack).contains(&gap1), "first gap {gap1} ms, expected 120..150");
-    assert!((360..=450 + slack).contains(&gap2), "second gap {gap2} ms, expected 360..450");
-    assert!(gap2 > gap1 * 2, "gaps {gap1} then {gap2} do not grow by the factor");
+    assert!(
+        (120..=150 + slack).contains(&gap1),
+        "first gap {gap1} ms, expected 120..150"
+    );
+    assert!(
+        (360..=450 + slack).contains(&gap2),
+        "second gap {gap2} ms, expected 360..450"
+    );
+    assert!(
+        gap2 > gap1 * 2,
+        "gaps {gap1} then {gap2} do not grow by the factor"
+    );
 
     let kinds: Vec<_> = queue
         .events_after("0", 100)
@@ -68,7 +90,12 @@ async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
     assert_eq!(
         kinds,
         [
-            "job:queued", "job:active", "job:retrying", "job:active", "job:retrying", "job:active",
+            "job:queued",
+            "job:active",
+            "job:retrying",
+            "job:active",
+            "job:retrying",
+            "job:active",
             "job:completed"
         ]
     );
@@ -106,7 +133,14 @@ async fn a_permanent_error_fails_the_job_after_one_attempt() {
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
     let e = queue
-        .enqueue(NewJob::new(&TestJob { n: 1, permanent: true, ..Default::default() }).unwrap())
+        .enqueue(
+            NewJob::new(&TestJob {
+                n: 1,
+                permanent: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
         .await
         .unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
@@ -145,7 +179,10 @@ async fn retry_after_overrides_the_backoff() {
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
             if ctx.attempt() == 1 {
-                return Err(JobError::retry_after("rate limited", Duration::from_millis(400)));
+                return Err(JobError::retry_after(
+                    "rate limited",
+                    Duration::from_millis(400),
+                ));
             }
             Ok(serde_json::Value::Null)
         })
@@ -182,13 +219,20 @@ async fn a_job_waiting_in_backoff_survives_its_workers_restart() {
         .await
         .unwrap();
     drover_tests::eventually_async(T, "the job to wait out its backoff", || async {
-        queue.get(&e.id).await.unwrap().filter(|j| j.state == JobState::Delayed)
+        queue
+            .get(&e.id)
+            .await
+            .unwrap()
+            .filter(|j| j.state == JobState::Delayed)
     })
     .await;
     // The worker goes away while the retry waits; nothing of it lives in the worker.
     w.stop().await;
     drop(hub);
-    assert_eq!(queue.get(&e.id).await.unwrap().unwrap().state, JobState::Delayed);
+    assert_eq!(
+        queue.get(&e.id).await.unwrap().unwrap().state,
+        JobState::Delayed
+    );
 
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), h);

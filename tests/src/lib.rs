@@ -3,14 +3,18 @@
 //! - [`TestRedis`]: a `redis-server` of the test's own, on a free port, with its data in
 //!   a temporary directory; stopped (and deleted) when dropped. It can be killed and
 //!   restarted on the same port with its data, for outage tests.
+//! - [`TestDb`]: a fresh SQLite file, or a fresh PostgreSQL database when
+//!   `TEST_DATABASE_URL` is set; [`TestDb::all`] gives both.
 //! - [`namespace`]: a unique key namespace, for tests that share the machine's Redis.
 //! - [`eventually`]: wait for a condition with a deadline (never a bare sleep).
 //! - [`procs`]: start Drover's real binaries and stop them by pid.
 
+mod db;
 pub mod procs;
 mod redis_server;
 mod wait;
 
+pub use db::{Engine, TestDb};
 pub use redis_server::{RedisOptions, TestRedis, redis_server_available};
 pub use wait::{eventually, eventually_async};
 

@@ -27,7 +27,19 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--bins", "-p", "drover-api", "-p", "drover-worker", "-p", "drover-scheduler", "-p", "drover-ops"])
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "drover-api",
+                "-p",
+                "drover-worker",
+                "-p",
+                "drover-scheduler",
+                "-p",
+                "drover-ops",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build for the binaries");
@@ -73,7 +85,10 @@ impl Proc {
     /// If it was already stopped.
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("process is running")
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("process is running")
     }
 
     /// Sends SIGKILL and reaps it.

@@ -93,7 +93,9 @@ impl TestRedis {
         }
         let child = match cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
             Ok(c) => c,
-            Err(e) => panic!("cannot run redis-server ({e}); install it (apt-get install redis-server)"),
+            Err(e) => {
+                panic!("cannot run redis-server ({e}); install it (apt-get install redis-server)")
+            }
         };
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::WorkerOptions;
 use super::context::{JobContext, ProgressBuffer};
-use super::driver::{AckMsg, Driver};
+use super::driver::{AckMsg, Channels, Driver};
 use super::layer::AckLayer;
 use super::wake::WakeHub;
 use crate::error::QueueError;
@@ -24,7 +24,7 @@ use crate::queue::{AckItem, Leased, Outcome, Queue};
 
 /// Feeds one apalis worker from one Drover queue. See the [module docs](super).
 ///
-/// ```ignore
+/// ```text
 /// let backend = DroverBackend::<Export>::new(queue, hub.clone(), options.clone());
 /// let worker = WorkerBuilder::new(backend.worker_id())
 ///     .backend(backend)
@@ -92,35 +92,34 @@ impl<Args> DroverBackend<Args> {
                 self.opts.clone(),
                 self.worker_id.clone(),
                 self.progress.clone(),
-                jobs_tx,
-                self.ack_tx.clone(),
-                ack_rx,
+                Channels {
+                    jobs: jobs_tx,
+                    ack_tx: self.ack_tx.clone(),
+                    acks: ack_rx,
+                },
             ));
         }
     }
 
-    fn fail(&self, job: &Leased, error: String) {
+    fn fail(&self, id: String, token: u64, error: String) {
         let _ = self.ack_tx.send(AckMsg::Done(AckItem {
-            id: job.id.clone(),
-            token: job.token,
+            id,
+            token,
             outcome: Outcome::Fail { error },
         }));
     }
 }
 
 impl<Args: DeserializeOwned + Send + Sync + 'static> DroverBackend<Args> {
-    fn into_task(&self, job: Leased) -> Result<Task<Args>, (Leased, String)> {
-        let args: Args = match serde_json::from_str(&job.payload) {
-            Ok(a) => a,
-            Err(e) => {
-                let msg = format!("payload does not fit queue {}: {e}", self.queue.name());
-                return Err((job, msg));
-            }
-        };
+    /// The task for a leased job, or why its payload does not fit this queue's type.
+    fn to_task(&self, job: Leased) -> Result<Task<Args>, String> {
+        let args: Args = serde_json::from_str(&job.payload)
+            .map_err(|e| format!("payload does not fit queue {}: {e}", self.queue.name()))?;
         let backoff = if job.backoff.is_empty() {
             self.queue.defaults().backoff.clone()
         } else {
-            serde_json::from_str::<Backoff>(&job.backoff).unwrap_or_else(|_| self.queue.defaults().backoff.clone())
+            serde_json::from_str::<Backoff>(&job.backoff)
+                .unwrap_or_else(|_| self.queue.defaults().backoff.clone())
         };
         let ctx = JobContext::new(
             job.id.clone(),
@@ -146,7 +145,11 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for DroverBackend<A
     type Task = Task<Args>;
     type Error = QueueError;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         self.start();
         Poll::Ready(Ok(()))
     }
@@ -159,20 +162,32 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for DroverBackend<A
         self.start();
         loop {
             match self.jobs.poll_recv(cx) {
-                Poll::Ready(Some(job)) => match self.into_task(job) {
-                    Ok(task) => return Poll::Ready(Some(Ok(task))),
-                    Err((job, msg)) => {
-                        tracing::error!(queue = self.queue.name(), job.id = job.id, error = msg, "job failed");
-                        self.fail(&job, msg);
+                Poll::Ready(Some(job)) => {
+                    let (id, token) = (job.id.clone(), job.token);
+                    match self.to_task(job) {
+                        Ok(task) => return Poll::Ready(Some(Ok(task))),
+                        Err(msg) => {
+                            tracing::error!(
+                                queue = self.queue.name(),
+                                job.id = id,
+                                error = msg,
+                                "job failed"
+                            );
+                            self.fail(id, token, msg);
+                        }
                     }
-                },
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
         }
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         if self.closing.is_none() {
             // No more deliveries; whatever was delivered but not started goes back.
             self.jobs.close();

@@ -137,7 +137,10 @@ impl JobContext {
 impl<Args: Sync> FromRequest<Task<Args>> for JobContext {
     type Error = MissingJobContext;
     async fn from_request(task: &Task<Args>) -> Result<Self, Self::Error> {
-        task.data().get::<JobContext>().cloned().ok_or(MissingJobContext)
+        task.data()
+            .get::<JobContext>()
+            .cloned()
+            .ok_or(MissingJobContext)
     }
 }
 

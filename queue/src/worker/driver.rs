@@ -24,6 +24,16 @@ pub(crate) enum AckMsg {
     Barrier(oneshot::Sender<()>),
 }
 
+/// The channels between a driver and its backend.
+pub(crate) struct Channels {
+    /// Leased jobs, to the backend.
+    pub jobs: mpsc::Sender<Leased>,
+    /// A sender of outcomes, kept to send the shutdown barrier.
+    pub ack_tx: mpsc::UnboundedSender<AckMsg>,
+    /// Outcomes, from the backend's middleware.
+    pub acks: mpsc::UnboundedReceiver<AckMsg>,
+}
+
 /// What the tasks share.
 struct Shared {
     queue: Queue,
@@ -102,10 +112,9 @@ impl Driver {
         opts: WorkerOptions,
         worker_id: String,
         progress: ProgressBuffer,
-        jobs: mpsc::Sender<Leased>,
-        ack_tx: mpsc::UnboundedSender<AckMsg>,
-        acks: mpsc::UnboundedReceiver<AckMsg>,
+        channels: Channels,
     ) -> Self {
+        let Channels { jobs, ack_tx, acks } = channels;
         let wake = hub.subscribe(queue.name());
         let shared = Arc::new(Shared {
             queue,
@@ -143,14 +152,21 @@ impl Driver {
 
     /// Stops leasing, hands back `unstarted` jobs, records every outcome already sent,
     /// writes the last progress reports, and says goodbye.
-    pub(crate) fn close(&mut self, unstarted: Vec<(String, u64)>) -> impl Future<Output = ()> + Send + 'static {
+    pub(crate) fn close(
+        &mut self,
+        unstarted: Vec<(String, u64)>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.shared.clone();
         let hub = self.hub.clone();
         let ack_tx = self.ack_tx.clone();
         let fetcher = self.fetcher.take();
         let others = std::mem::take(&mut self.others);
         async move {
-            tracing::debug!(queue = shared.queue.name(), unstarted = unstarted.len(), "closing");
+            tracing::debug!(
+                queue = shared.queue.name(),
+                unstarted = unstarted.len(),
+                "closing"
+            );
             shared.stop_fetch.cancel();
             if let Some(f) = fetcher {
                 let _ = f.await;
@@ -173,7 +189,11 @@ impl Driver {
                 let _ = t.await;
             }
             hub.unsubscribe(shared.queue.name(), &shared.wake);
-            tracing::info!(queue = shared.queue.name(), worker = shared.worker_id, "worker stopped");
+            tracing::info!(
+                queue = shared.queue.name(),
+                worker = shared.worker_id,
+                "worker stopped"
+            );
         }
     }
 }
@@ -236,7 +256,11 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
             return;
         }
         let n = free.min(s.opts.fetch_batch).max(1);
-        match s.queue.fetch(&s.worker_id, n, s.opts.lease, s.opts.promote_batch).await {
+        match s
+            .queue
+            .fetch(&s.worker_id, n, s.opts.lease, s.opts.promote_batch)
+            .await
+        {
             Ok(FetchReply::Paused) => {
                 if failures > 0 {
                     tracing::info!(queue = q, "redis reachable again");
@@ -244,7 +268,10 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 failures = 0;
                 idle_until = Some(Instant::now() + s.opts.poll_interval);
             }
-            Ok(FetchReply::Jobs { jobs: leased, next_due_in_ms }) => {
+            Ok(FetchReply::Jobs {
+                jobs: leased,
+                next_due_in_ms,
+            }) => {
                 if failures > 0 {
                     tracing::info!(queue = q, "redis reachable again");
                 }
@@ -253,7 +280,8 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 s.hold(&leased);
                 let mut undelivered = Vec::new();
                 for job in leased {
-                    metrics::histogram!(m::WAIT_SECONDS, "queue" => q.clone()).record(job.wait_ms as f64 / 1000.0);
+                    metrics::histogram!(m::WAIT_SECONDS, "queue" => q.clone())
+                        .record(job.wait_ms as f64 / 1000.0);
                     if let Err(e) = jobs.send(job).await {
                         undelivered.push((e.0.id, e.0.token));
                     }
@@ -289,7 +317,11 @@ async fn release(s: &Shared, jobs: &[(String, u64)], deadline: Instant) {
     loop {
         match s.queue.release(jobs).await {
             Ok(n) => {
-                tracing::debug!(queue = s.queue.name(), released = n, "handed back unstarted jobs");
+                tracing::debug!(
+                    queue = s.queue.name(),
+                    released = n,
+                    "handed back unstarted jobs"
+                );
                 break;
             }
             Err(e) => {
@@ -356,7 +388,11 @@ async fn flush_acks(s: &Shared, items: &mut Vec<AckItem>) {
                 metrics::counter!(m::FAILED, "queue" => label()).increment(r.failed);
                 if r.stale > 0 {
                     metrics::counter!(m::STALE_ACKS, "queue" => label()).increment(r.stale);
-                    tracing::warn!(queue = q, stale = r.stale, "outcomes of jobs whose lease was lost were ignored");
+                    tracing::warn!(
+                        queue = q,
+                        stale = r.stale,
+                        "outcomes of jobs whose lease was lost were ignored"
+                    );
                 }
                 break;
             }
@@ -430,7 +466,11 @@ async fn renew_leases(s: &Shared) {
                     lost = lost.len(),
                     "leases lost (jobs rescued or removed); their outcomes will be ignored"
                 );
-                let lost: Vec<(String, u64)> = chunk.iter().filter(|(id, _)| lost.contains(id)).cloned().collect();
+                let lost: Vec<(String, u64)> = chunk
+                    .iter()
+                    .filter(|(id, _)| lost.contains(id))
+                    .cloned()
+                    .collect();
                 s.drop_held(lost.iter().map(|(id, t)| (id.as_str(), *t)));
             }
             Ok(_) => {}
@@ -445,8 +485,14 @@ async fn rescue_expired(s: &Shared) {
         match s.queue.rescue(s.opts.rescue_batch).await {
             Ok((back, failed)) => {
                 if back + failed > 0 {
-                    metrics::counter!(m::RESCUED, "queue" => s.queue.name().to_owned()).increment(back + failed);
-                    tracing::warn!(queue = s.queue.name(), back, failed, "rescued jobs whose lease expired");
+                    metrics::counter!(m::RESCUED, "queue" => s.queue.name().to_owned())
+                        .increment(back + failed);
+                    tracing::warn!(
+                        queue = s.queue.name(),
+                        back,
+                        failed,
+                        "rescued jobs whose lease expired"
+                    );
                 }
                 if back + failed < s.opts.rescue_batch as u64 {
                     break;

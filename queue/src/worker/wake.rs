@@ -74,7 +74,10 @@ impl WakeHub {
                                     wake_queue(&inner, &queue);
                                 }
                             }
-                            tracing::warn!(channel, "wake-up connection to redis lost; reconnecting");
+                            tracing::warn!(
+                                channel,
+                                "wake-up connection to redis lost; reconnecting"
+                            );
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot subscribe to wake-ups"),
                     },

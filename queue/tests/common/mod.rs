@@ -28,7 +28,14 @@ pub struct TestJob {
     pub sleep_ms: u64,
 }
 
-type HandlerFn = dyn Fn(TestJob, JobContext, WorkerContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync + 'static;
+type HandlerFn = dyn Fn(
+        TestJob,
+        JobContext,
+        WorkerContext,
+    ) -> BoxFuture<'static, Result<serde_json::Value, JobError>>
+    + Send
+    + Sync
+    + 'static;
 
 /// What a test worker does with each job.
 #[derive(Clone)]
@@ -37,7 +44,14 @@ pub struct Handler(Arc<HandlerFn>);
 impl Handler {
     pub fn new<F>(f: F) -> Self
     where
-        F: Fn(TestJob, JobContext, WorkerContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync + 'static,
+        F: Fn(
+                TestJob,
+                JobContext,
+                WorkerContext,
+            ) -> BoxFuture<'static, Result<serde_json::Value, JobError>>
+            + Send
+            + Sync
+            + 'static,
     {
         Self(Arc::new(f))
     }
@@ -133,7 +147,12 @@ impl RunningWorker {
 }
 
 /// Starts a worker on `queue` running `handler`.
-pub fn spawn_worker(queue: &Queue, hub: &WakeHub, opts: WorkerOptions, handler: Handler) -> RunningWorker {
+pub fn spawn_worker(
+    queue: &Queue,
+    hub: &WakeHub,
+    opts: WorkerOptions,
+    handler: Handler,
+) -> RunningWorker {
     let backend = DroverBackend::<TestJob>::new(queue.clone(), hub.clone(), opts.clone());
     let id = backend.worker_id().to_owned();
     let worker = WorkerBuilder::new(id.clone())
@@ -168,7 +187,10 @@ pub fn obedient() -> Handler {
                 return Err(JobError::permanent("this job can never succeed"));
             }
             if ctx.attempt() <= job.fail_times {
-                return Err(JobError::retryable(format!("planned failure {}", ctx.attempt())));
+                return Err(JobError::retryable(format!(
+                    "planned failure {}",
+                    ctx.attempt()
+                )));
             }
             Ok(serde_json::json!({ "n": job.n }))
         })
@@ -178,7 +200,11 @@ pub fn obedient() -> Handler {
 /// Waits until `id` reaches a finished state, and returns the record.
 pub async fn wait_finished(queue: &Queue, id: &str, timeout: Duration) -> drover_queue::JobRecord {
     drover_tests::eventually_async(timeout, &format!("job {id} to finish"), || async {
-        queue.get(id).await.unwrap().filter(|j| j.state.is_finished())
+        queue
+            .get(id)
+            .await
+            .unwrap()
+            .filter(|j| j.state.is_finished())
     })
     .await
 }

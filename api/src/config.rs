@@ -1,0 +1,147 @@
+//! The API's configuration, read once at start.
+//!
+//! Besides the shared settings (`drover_jobs::config`):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DROVER_API_ADDR` | `127.0.0.1:8080` | where to listen |
+//! | `DROVER_API_KEYS` | none | `role:key,role:key`; roles are `submitter` and `admin` |
+//! | `DROVER_API_BODY_LIMIT` | `1048576` | largest JSON request body, in bytes |
+
+use std::net::SocketAddr;
+
+use drover_jobs::config::CommonConfig;
+use drover_jobs::env::{ConfigError, Env};
+
+/// A key given in `DROVER_API_KEYS`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfiguredKey {
+    /// `submitter` or `admin`.
+    pub role: String,
+    /// The secret itself.
+    pub key: String,
+}
+
+impl std::fmt::Debug for ConfiguredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfiguredKey")
+            .field("role", &self.role)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+/// The API's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub common: CommonConfig,
+    pub addr: SocketAddr,
+    pub api_keys: Vec<ConfiguredKey>,
+    pub body_limit: usize,
+}
+
+/// Shortest API key accepted: shorter keys can be guessed.
+pub const MIN_KEY_LEN: usize = 16;
+
+impl ApiConfig {
+    /// Reads and checks the settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(env)?;
+        let addr = env.parse(
+            "DROVER_API_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "socket address",
+        )?;
+        let api_keys = parse_keys(env.get("DROVER_API_KEYS").unwrap_or(""))?;
+        let body_limit = env.number(
+            "DROVER_API_BODY_LIMIT",
+            1024 * 1024,
+            1024..=1024 * 1024 * 1024,
+        )? as usize;
+        Ok(Self {
+            common,
+            addr,
+            api_keys,
+            body_limit,
+        })
+    }
+}
+
+/// Parses `role:key,role:key`.
+pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
+    let var = "DROVER_API_KEYS";
+    let mut keys = Vec::new();
+    for (i, item) in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        let Some((role, key)) = item.split_once(':') else {
+            return Err(ConfigError::new(
+                var,
+                format!("entry {} is not role:key", i + 1),
+            ));
+        };
+        let role = role.trim();
+        if role != "submitter" && role != "admin" {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "entry {}: unknown role {role:?}: use submitter or admin",
+                    i + 1
+                ),
+            ));
+        }
+        let key = key.trim();
+        if key.len() < MIN_KEY_LEN || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "entry {}: keys must be at least {MIN_KEY_LEN} visible characters",
+                    i + 1
+                ),
+            ));
+        }
+        keys.push(ConfiguredKey {
+            role: role.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_address_names_the_variable() {
+        let e = ApiConfig::from_env(&Env::from_pairs([("DROVER_API_ADDR", "x")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"DROVER_API_ADDR: invalid socket address "x""#
+        );
+    }
+
+    #[test]
+    fn keys_parse_and_are_checked() {
+        let k = parse_keys("admin:0123456789abcdef, submitter:fedcba9876543210").unwrap();
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[1].role, "submitter");
+        assert!(
+            parse_keys("root:0123456789abcdef")
+                .unwrap_err()
+                .message
+                .contains("unknown role")
+        );
+        assert!(
+            parse_keys("admin:short")
+                .unwrap_err()
+                .message
+                .contains("at least")
+        );
+        assert!(parse_keys("admin").is_err());
+        assert!(format!("{:?}", k[0]).contains("***"));
+    }
+}

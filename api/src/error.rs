@@ -1,0 +1,211 @@
+//! One error shape for every 4xx and 5xx: `{"error": {"code", "message", "details"}}`.
+//!
+//! Handlers return [`ApiError`]; errors raised before a handler runs (a malformed
+//! body, a bad parameter, an unknown route) are rewritten into the same shape by
+//! [`envelope`], so a client parses one thing whatever went wrong.
+
+use drover_queue::QueueError;
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// What went wrong.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code: `bad_request`, `validation_failed`, `unauthorized`,
+    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`, `rate_limited`,
+    /// `unavailable`, `internal`.
+    pub code: String,
+    /// What happened and what to do about it, for a person.
+    pub message: String,
+    /// More about the error, such as the field at fault.
+    #[oai(skip_serializing_if_is_none)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// An error response.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed or invalid; nothing was changed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No valid API key was given.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The API key's role does not allow this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such queue, job or resource.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The resource is in a state that does not allow this.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request body is larger than the limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// Too many requests for this key; retry after the `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    /// Something broke on our side.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// Redis or the database cannot be reached; retry shortly.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(
+    code: &str,
+    message: impl Into<String>,
+    details: Option<serde_json::Value>,
+) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.into(),
+            details,
+        },
+    })
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(body("bad_request", message, None))
+    }
+
+    /// A payload or option that fails validation, naming the field.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let text = if field.is_empty() {
+            message.clone()
+        } else {
+            format!("{field}: {message}")
+        };
+        Self::BadRequest(body(
+            "validation_failed",
+            text,
+            Some(serde_json::json!({ "field": field, "reason": message })),
+        ))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(body("unauthorized", message, None))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message, None))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(body("not_found", message, None))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body("conflict", message, None))
+    }
+
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        Self::TooManyRequests(
+            body(
+                "rate_limited",
+                format!("too many requests for this API key; retry in {retry_after_s} s"),
+                None,
+            ),
+            retry_after_s,
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(body("unavailable", message, None))
+    }
+
+    /// An unexpected error: logged in full, answered without internals.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::Internal(body(
+            "internal",
+            "an unexpected error occurred; it has been logged",
+            None,
+        ))
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "redis unavailable");
+                ApiError::unavailable("the queue store (Redis) cannot be reached; retry shortly")
+            }
+            QueueError::InvalidOptions(m) => ApiError::bad_request(m),
+            QueueError::InvalidName(n) => ApiError::not_found(format!("no queue named {n:?}")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e {
+            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::unavailable("the database cannot be reached; retry shortly")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Rewrites any error that did not come from a handler into the error envelope.
+pub async fn envelope(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        // Already an answer of ours (an `ApiError` a handler returned).
+        return err.into_response();
+    }
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (
+            "not_found",
+            "no such route: see /docs for the API".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the limit".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json".to_owned(),
+        ),
+        s if s.is_client_error() => ("bad_request", clean_parse_message(&err.to_string())),
+        _ => {
+            tracing::error!(error = %err, "request failed");
+            (
+                "internal",
+                "an unexpected error occurred; it has been logged".to_owned(),
+            )
+        }
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    poem::web::Json(body).with_status(status).into_response()
+}
+
+/// Keeps the useful part of poem-openapi's parse errors.
+fn clean_parse_message(msg: &str) -> String {
+    let msg = msg.trim();
+    if msg.is_empty() {
+        return "the request is malformed".to_owned();
+    }
+    msg.to_owned()
+}

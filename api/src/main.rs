@@ -1,0 +1,19 @@
+//! `drover-api`: the HTTP API. Configuration comes from the environment (see `config`).
+
+#[tokio::main]
+async fn main() {
+    let config =
+        match drover_api::config::ApiConfig::from_env(&drover_jobs::env::Env::from_process()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("drover-api: {e}");
+                std::process::exit(1);
+            }
+        };
+    drover_jobs::telemetry::init_tracing(config.common.log_format, &config.common.log_filter);
+    if let Err(e) = drover_api::serve(config, drover_jobs::shutdown::signal()).await {
+        tracing::error!(error = format!("{e:#}"), "drover-api stopped");
+        eprintln!("drover-api: {e:#}");
+        std::process::exit(1);
+    }
+}

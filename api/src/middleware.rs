@@ -1,0 +1,148 @@
+//! Request ids, and HTTP metrics.
+
+use std::time::Instant;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the request being handled: the caller's `X-Request-Id` if it is sane,
+/// otherwise a new ULID. It is echoed on the response, logged, and stored on jobs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives every request an id, a log span, and a line in the HTTP metrics.
+pub struct Observe;
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        ObserveEndpoint { inner: ep }
+    }
+}
+
+/// See [`Observe`].
+pub struct ObserveEndpoint<E> {
+    inner: E,
+}
+
+fn sane_id(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let id = req
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| sane_id(v))
+            .map(str::to_owned)
+            .unwrap_or_else(|| ulid::Ulid::new().to_string());
+        req.extensions_mut().insert(RequestId(id.clone()));
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        let started = Instant::now();
+        let res = self.inner.call(req).instrument(span.clone()).await;
+        let mut resp = match res {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        let elapsed = started.elapsed();
+        let status = resp.status().as_u16();
+        let route = resp
+            .data::<OperationId>()
+            .map(|o| o.0.to_owned())
+            .unwrap_or_else(|| fallback_route(&path));
+        metrics::counter!("drover_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!("drover_http_request_duration_seconds", "route" => route, "method" => method)
+            .record(elapsed.as_secs_f64());
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        let _enter = span.enter();
+        if status >= 500 {
+            tracing::warn!(
+                status,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request served"
+            );
+        }
+        Ok(resp)
+    }
+}
+
+/// A bounded label for requests that matched no operation (docs, metrics, 404s).
+fn fallback_route(path: &str) -> String {
+    match path {
+        "/health" | "/ready" | "/metrics" | "/openapi.json" => path.to_owned(),
+        p if p.starts_with("/docs") => "/docs".to_owned(),
+        _ => "unmatched".to_owned(),
+    }
+}
+
+/// Refuses request bodies over the limit with 413, before anything reads them.
+///
+/// A declared `Content-Length` over the limit is refused at once; a chunked body is
+/// read up to the limit and refused as soon as it goes over.
+pub struct BodyLimit(pub usize);
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        BodyLimitEndpoint {
+            inner: ep,
+            limit: self.0,
+        }
+    }
+}
+
+/// See [`BodyLimit`].
+pub struct BodyLimitEndpoint<E> {
+    inner: E,
+    limit: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(len) if len > self.limit as u64 => {
+                return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            Some(_) => {}
+            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+                let body = req.take_body();
+                match body.into_bytes_limit(self.limit).await {
+                    Ok(bytes) => req.set_body(bytes),
+                    Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+                    }
+                    Err(e) => return Err(poem::Error::new(e, StatusCode::BAD_REQUEST)),
+                }
+            }
+            None => {}
+        }
+        self.inner.call(req).await
+    }
+}

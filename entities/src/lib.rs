@@ -1,0 +1,10 @@
+//! Drover's durable records, as sea-orm entities. The schema is the migrations'
+//! (`drover-migration`); these mirror it.
+//!
+//! # Layout
+//!
+//! - [`api_key`]: API keys, stored hashed, each with a role.
+//! - [`job_history`]: finished jobs archived out of Redis.
+
+pub mod api_key;
+pub mod job_history;

@@ -1,0 +1,129 @@
+//! Connections every process opens: Redis, the database, and the queue handles.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use drover_migration::{Migrator, MigratorTrait};
+use drover_queue::{Queue, Redis};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+use crate::QueueName;
+use crate::config::CommonConfig;
+
+/// The Redis handle. Connects lazily: a Redis that is down now is not an error yet.
+pub fn redis(config: &CommonConfig) -> anyhow::Result<Redis> {
+    Redis::new(config.redis_config()).context("set up the Redis connection pool")
+}
+
+/// Handles on the four queues.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    queues: BTreeMap<QueueName, Queue>,
+}
+
+impl Queues {
+    /// Handles on every queue of namespace `config.namespace`.
+    pub fn new(redis: &Redis, config: &CommonConfig) -> anyhow::Result<Self> {
+        let mut queues = BTreeMap::new();
+        for name in QueueName::ALL {
+            let q = Queue::with_settings(
+                redis.clone(),
+                &config.namespace,
+                name.as_str(),
+                name.defaults(),
+                config.queue_settings(),
+            )
+            .with_context(|| format!("set up queue {name}"))?;
+            queues.insert(name, q);
+        }
+        Ok(Self { queues })
+    }
+
+    /// The handle of one queue.
+    #[must_use]
+    pub fn get(&self, name: QueueName) -> &Queue {
+        // Every name was inserted in `new`.
+        &self.queues[&name]
+    }
+
+    /// Every queue, in name order.
+    pub fn all(&self) -> impl Iterator<Item = (QueueName, &Queue)> {
+        self.queues.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+/// Connects to the database, creating the SQLite file (and its directory) if needed.
+///
+/// SQLite runs in WAL mode with a busy timeout, so readers never block the writer
+/// and concurrent writers wait their turn instead of failing.
+pub async fn database(url: &str) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = std::path::Path::new(&path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create the database directory {}", dir.display()))?;
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .create_if_missing(true)
+        });
+    } else {
+        opts.max_connections(16);
+    }
+    Database::connect(opts)
+        .await
+        .with_context(|| format!("connect to the database at {}", redact_db(url)))
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("apply database migrations")
+}
+
+/// Checks that the database answers.
+pub async fn ping_database(db: &DatabaseConnection) -> anyhow::Result<()> {
+    db.execute_unprepared("SELECT 1")
+        .await
+        .context("query the database")?;
+    Ok(())
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// The URL with any password hidden, for logs and errors.
+#[must_use]
+pub fn redact_db(url: &str) -> String {
+    drover_queue::connection::redact(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/drover.db?mode=rwc").as_deref(),
+            Some("./data/drover.db")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}

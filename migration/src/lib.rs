@@ -1,0 +1,24 @@
+//! Drover's database migrations, for SQLite (the embedded default) and PostgreSQL.
+//!
+//! Migrations are named `mYYYYMMDD_NNNNNN_<verb>_<noun>` and each has a working `down`.
+//! A migration that has landed is never edited: change the schema with a new one.
+//! `drover migrate` applies them; the API and the worker apply them at start unless
+//! `DROVER_AUTO_MIGRATE=false`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_api_keys;
+mod m20261122_000002_create_job_history;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_api_keys::Migration),
+            Box::new(m20261122_000002_create_job_history::Migration),
+        ]
+    }
+}

@@ -1,0 +1,21 @@
+//! The command line.
+
+use clap::{Parser, Subcommand};
+
+/// Drover: durable job queues.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole stack locally: API, worker and scheduler in one process, and a
+    /// Redis of its own when none answers at REDIS_URL (the default when no command is given).
+    Up,
+    /// Apply the database migrations to DATABASE_URL.
+    Migrate,
+}

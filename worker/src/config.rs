@@ -1,0 +1,203 @@
+//! The worker's configuration, read once at start.
+//!
+//! Besides the shared settings (`drover_jobs::config`):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DROVER_WORKER_QUEUES` | all four | the queues this process serves, comma-separated |
+//! | `DROVER_WORKER_CONCURRENCY` | `export=2,analysis=2,aggregation=4,cleanup=1` | jobs run at once, per queue (`queue=n,…`), or one number for all |
+//! | `DROVER_WORKER_PREFETCH` | `0` | jobs leased ahead of a free slot, per queue |
+//! | `DROVER_LEASE_MS` | `30000` | a crashed worker's jobs run again after this |
+//! | `DROVER_RESCUE_INTERVAL_MS` | `5000` | how often expired leases are looked for |
+//! | `DROVER_HEARTBEAT_INTERVAL_MS` | `5000` | how often the worker says it is alive |
+//! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
+//! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
+//! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use drover_jobs::QueueName;
+use drover_jobs::config::CommonConfig;
+use drover_jobs::env::{ConfigError, Env};
+use drover_queue::worker::WorkerOptions;
+
+/// The worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub common: CommonConfig,
+    /// The queues served, with the options of each.
+    pub queues: BTreeMap<QueueName, WorkerOptions>,
+    pub shutdown_timeout: Duration,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Concurrency per queue when `DROVER_WORKER_CONCURRENCY` is not set.
+fn default_concurrency(q: QueueName) -> usize {
+    match q {
+        QueueName::Export | QueueName::Analysis => 2,
+        QueueName::Aggregation => 4,
+        QueueName::Cleanup => 1,
+    }
+}
+
+impl WorkerConfig {
+    /// Reads and checks the settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(env)?;
+        let served = match env.get("DROVER_WORKER_QUEUES") {
+            None => QueueName::ALL.to_vec(),
+            Some(list) => {
+                let mut v = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let q = name
+                        .parse::<QueueName>()
+                        .map_err(|e| ConfigError::new("DROVER_WORKER_QUEUES", e.to_string()))?;
+                    if !v.contains(&q) {
+                        v.push(q);
+                    }
+                }
+                if v.is_empty() {
+                    return Err(ConfigError::new("DROVER_WORKER_QUEUES", "names no queue"));
+                }
+                v
+            }
+        };
+        let concurrency = parse_concurrency(env.get("DROVER_WORKER_CONCURRENCY"))?;
+        let base = WorkerOptions {
+            prefetch: env.number("DROVER_WORKER_PREFETCH", 0, 0..=1000)? as usize,
+            lease: env.millis("DROVER_LEASE_MS", Duration::from_secs(30), 200..=3_600_000)?,
+            rescue_interval: env.millis(
+                "DROVER_RESCUE_INTERVAL_MS",
+                Duration::from_secs(5),
+                50..=600_000,
+            )?,
+            heartbeat_interval: env.millis(
+                "DROVER_HEARTBEAT_INTERVAL_MS",
+                Duration::from_secs(5),
+                50..=600_000,
+            )?,
+            poll_interval: env.millis(
+                "DROVER_POLL_INTERVAL_MS",
+                Duration::from_secs(1),
+                10..=60_000,
+            )?,
+            ..WorkerOptions::default()
+        };
+        let queues = served
+            .into_iter()
+            .map(|q| {
+                let c = concurrency
+                    .get(&Some(q))
+                    .or(concurrency.get(&None))
+                    .copied()
+                    .unwrap_or(default_concurrency(q));
+                (
+                    q,
+                    WorkerOptions {
+                        concurrency: c,
+                        ..base.clone()
+                    },
+                )
+            })
+            .collect();
+        let metrics_addr = match env.get("DROVER_WORKER_METRICS_ADDR") {
+            Some("off" | "none") => None,
+            _ => Some(env.parse(
+                "DROVER_WORKER_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9464)),
+                "socket address",
+            )?),
+        };
+        Ok(Self {
+            common,
+            queues,
+            shutdown_timeout: env.millis(
+                "DROVER_SHUTDOWN_TIMEOUT_MS",
+                Duration::from_secs(30),
+                0..=3_600_000,
+            )?,
+            metrics_addr,
+        })
+    }
+}
+
+/// `queue=n,…` (key `Some(queue)`) or a bare `n` for every queue (key `None`).
+fn parse_concurrency(
+    spec: Option<&str>,
+) -> Result<BTreeMap<Option<QueueName>, usize>, ConfigError> {
+    let var = "DROVER_WORKER_CONCURRENCY";
+    let mut m = BTreeMap::new();
+    let Some(spec) = spec else { return Ok(m) };
+    let number = |s: &str| -> Result<usize, ConfigError> {
+        match s.trim().parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ConfigError::new(
+                var,
+                format!("invalid concurrency {s:?}: expected 1 to 1000"),
+            )),
+        }
+    };
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('=') {
+            None => {
+                m.insert(None, number(item)?);
+            }
+            Some((q, n)) => {
+                let q = q
+                    .trim()
+                    .parse::<QueueName>()
+                    .map_err(|e| ConfigError::new(var, e.to_string()))?;
+                m.insert(Some(q), number(n)?);
+            }
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_every_queue() {
+        let c = WorkerConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(c.queues.len(), 4);
+        assert_eq!(c.queues[&QueueName::Aggregation].concurrency, 4);
+        assert_eq!(
+            c.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+    }
+
+    #[test]
+    fn queues_and_concurrency_are_read() {
+        let env = Env::from_pairs([
+            ("DROVER_WORKER_QUEUES", "export, cleanup"),
+            ("DROVER_WORKER_CONCURRENCY", "8,cleanup=3"),
+            ("DROVER_WORKER_METRICS_ADDR", "off"),
+        ]);
+        let c = WorkerConfig::from_env(&env).unwrap();
+        assert_eq!(
+            c.queues.keys().copied().collect::<Vec<_>>(),
+            [QueueName::Export, QueueName::Cleanup]
+        );
+        assert_eq!(c.queues[&QueueName::Export].concurrency, 8);
+        assert_eq!(c.queues[&QueueName::Cleanup].concurrency, 3);
+        assert_eq!(c.metrics_addr, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("DROVER_WORKER_QUEUES", "export,mail"),
+            ("DROVER_WORKER_CONCURRENCY", "export=0"),
+            ("DROVER_LEASE_MS", "10"),
+            ("DROVER_WORKER_METRICS_ADDR", "nowhere"),
+        ] {
+            let e = WorkerConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+        }
+    }
+}
