@@ -1,0 +1,34 @@
+# Drover's recipes. `just` with no recipe lists them.
+
+# List the recipes
+default:
+    @just --list
+
+# Run the whole stack locally (API, worker, scheduler; a Redis if none answers)
+run:
+    cargo run
+
+# Run every test (set TEST_DATABASE_URL=postgres://… to test PostgreSQL too)
+test:
+    cargo test --workspace
+
+# Check formatting and lints, as CI does
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code
+fmt:
+    cargo fmt --all
+
+# Apply the database migrations to DATABASE_URL
+migrate:
+    cargo run -- migrate
+
+# Benchmark the queue against REDIS_URL (see docs/BENCHMARKS.md)
+bench jobs="100000" concurrency="50":
+    cargo run --release -- bench queue --jobs {{jobs}} --concurrency {{concurrency}}
+
+# Run exactly what CI runs
+ci:
+    bash .ci/run
