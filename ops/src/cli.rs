@@ -18,4 +18,14 @@ pub enum Command {
     Up,
     /// Apply the database migrations to DATABASE_URL.
     Migrate,
+    /// Measure Drover's speed (figures as one JSON line).
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Enqueue, process, latency and retry throughput of the queue against REDIS_URL.
+    Queue(crate::bench::queue::QueueBench),
 }

@@ -4,8 +4,10 @@
 //!
 //! - [`cli`]: the command line.
 //! - [`up`]: `drover up`, the whole local stack in one process.
+//! - [`bench`]: `drover bench …`.
 //! - [`embedded_redis`]: the `redis-server` child `drover up` starts when it needs one.
 
+pub mod bench;
 pub mod cli;
 pub mod embedded_redis;
 pub mod up;
@@ -13,7 +15,7 @@ pub mod up;
 use drover_jobs::config::CommonConfig;
 use drover_jobs::env::Env;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Bench, Cli, Command};
 
 /// Runs a command; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
@@ -21,6 +23,7 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command.unwrap_or(Command::Up) {
         Command::Up => up::run(&env).await,
         Command::Migrate => migrate(&env).await,
+        Command::Bench(Bench::Queue(args)) => bench::queue::run(args).await,
     };
     match result {
         Ok(()) => 0,

@@ -62,7 +62,18 @@ impl Proc {
     /// for Drover's own variables), its output going to the test's output.
     #[must_use]
     pub fn start(name: &str, envs: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(binary(name));
+        Self::start_path(&binary(name).to_string_lossy(), &[], envs)
+    }
+
+    /// Starts the program at `path` with these arguments and environment variables
+    /// (and a clean environment for Drover's own variables).
+    #[must_use]
+    pub fn start_path(path: &str, args: &[&str], envs: &[(&str, String)]) -> Self {
+        let name = std::path::Path::new(path)
+            .file_name()
+            .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
+        let mut cmd = Command::new(path);
+        cmd.args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("DROVER_") || k == "REDIS_URL" || k == "DATABASE_URL" {
                 cmd.env_remove(k);
@@ -74,7 +85,7 @@ impl Proc {
             .stderr(Stdio::inherit());
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         Self {
-            name: name.to_owned(),
+            name,
             child: Some(child),
         }
     }

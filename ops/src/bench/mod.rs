@@ -1,0 +1,3 @@
+//! `drover bench …`: benchmarks that print their figures as one JSON line.
+
+pub mod queue;

@@ -1,0 +1,79 @@
+//! A worker process for the queue's fault tests: it runs one apalis worker on one queue,
+//! through Drover's backend, with a handler that sleeps as long as each job asks.
+//!
+//! Configured by arguments, not the environment, so a test states everything it needs:
+//! `drover-test-worker <redis-url> <namespace> <queue> <concurrency> <lease-ms> <rescue-ms>`.
+//! It stops gracefully on SIGTERM or Ctrl-C; tests also kill it with SIGKILL.
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use drover_queue::worker::{DroverBackend, JobContext, JobError, WakeHub, WorkerOptions};
+use drover_queue::{Queue, QueueDefaults, Redis, RedisConfig};
+use serde::{Deserialize, Serialize};
+
+/// The payload the fault tests enqueue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FaultJob {
+    n: u64,
+    #[serde(default)]
+    sleep_ms: u64,
+}
+
+async fn handle(job: FaultJob, _ctx: JobContext) -> Result<u64, JobError> {
+    if job.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
+    }
+    Ok(job.n)
+}
+
+fn arg(args: &[String], i: usize, what: &str) -> String {
+    args.get(i)
+        .cloned()
+        .unwrap_or_else(|| panic!("argument {i} ({what}) missing: see the module docs"))
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    let url = arg(&args, 1, "redis url");
+    let ns = arg(&args, 2, "namespace");
+    let queue = arg(&args, 3, "queue");
+    let concurrency: usize = arg(&args, 4, "concurrency")
+        .parse()
+        .expect("concurrency is a number");
+    let lease_ms: u64 = arg(&args, 5, "lease ms")
+        .parse()
+        .expect("lease is a number");
+    let rescue_ms: u64 = arg(&args, 6, "rescue ms")
+        .parse()
+        .expect("rescue interval is a number");
+
+    let redis = Redis::new(RedisConfig::new(url)).expect("redis config");
+    let queue = Queue::new(redis.clone(), &ns, &queue, QueueDefaults::default()).expect("queue");
+    let hub = WakeHub::start(redis, &ns);
+    let opts = WorkerOptions {
+        lease: Duration::from_millis(lease_ms),
+        rescue_interval: Duration::from_millis(rescue_ms),
+        heartbeat_interval: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(500),
+        ..WorkerOptions::with_concurrency(concurrency)
+    };
+    let backend = DroverBackend::<FaultJob>::new(queue, hub, opts);
+    let worker = WorkerBuilder::new(backend.worker_id().to_owned())
+        .backend(backend)
+        .concurrency(concurrency)
+        .build(handle);
+    worker
+        .run_until(async {
+            drover_jobs::shutdown::signal().await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .expect("worker ran");
+}
