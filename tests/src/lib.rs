@@ -18,6 +18,17 @@ pub use db::{Engine, TestDb};
 pub use redis_server::{RedisOptions, TestRedis, redis_server_available};
 pub use wait::{eventually, eventually_async};
 
+/// A loopback address with a port that was free a moment ago.
+///
+/// # Panics
+/// If no port can be bound.
+#[must_use]
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+}
+
 /// A key namespace no other test uses: `t<ulid>`, lowercase.
 #[must_use]
 pub fn namespace() -> String {

@@ -17,14 +17,22 @@ pub fn bin_dir() -> PathBuf {
     deps.parent().expect("profile directory").to_path_buf()
 }
 
-/// The path of a workspace binary, building the workspace's binaries once per test
-/// process if it is missing or stale (`cargo test -p drover-tests` alone builds none).
+/// The path of a workspace binary.
+///
+/// `cargo test --workspace` builds every binary before any test runs (each binary's
+/// package has an integration test that runs it), so they are found next to the test
+/// executable. When one is missing (`cargo test -p drover-tests` alone), the
+/// workspace's binaries are built once per test process.
 ///
 /// # Panics
 /// If the build fails.
 #[must_use]
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    let path = bin_dir().join(name);
+    if path.exists() {
+        return path;
+    }
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args([
@@ -45,7 +53,6 @@ pub fn binary(name: &str) -> PathBuf {
             .expect("run cargo build for the binaries");
         assert!(status.success(), "building the binaries failed");
     });
-    let path = bin_dir().join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
