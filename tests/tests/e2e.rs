@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drover_tests::procs::{Proc, binary};
+use drover_tests::procs::Proc;
 use drover_tests::{TestDb, TestRedis, eventually_async, free_addr, namespace};
 use serde_json::{Value, json};
 
