@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use drover_migration::{Migrator, MigratorTrait};
 use drover_queue::{Queue, Redis};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
 use crate::QueueName;
 use crate::config::CommonConfig;
@@ -85,10 +87,40 @@ pub async fn database(url: &str) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Applies every pending migration.
+///
+/// Processes that start together (an API and a worker) may migrate at the same time.
+/// On PostgreSQL the migrations run in one transaction holding an advisory lock, so
+/// the second process waits and then finds nothing to do. On SQLite (one machine, one
+/// file) the loser of a race finds the work done on its next try, so a failure is
+/// retried a few times before it counts.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .context("apply database migrations")
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match migrate_once(db).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 5 => {
+                tracing::warn!(error = %e, tries, "migration failed; another process may be migrating, retrying");
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e).context("apply database migrations"),
+        }
+    }
+}
+
+/// The key of the PostgreSQL advisory lock that serializes migrations ("drover" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0064_726f_7665_72;
+
+async fn migrate_once(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
+    } else {
+        Migrator::up(db, None).await
+    }
 }
 
 /// Checks that the database answers.
