@@ -109,7 +109,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 /// The key of the PostgreSQL advisory lock that serializes migrations ("drover" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0064_726f_7665_72;
+const MIGRATION_LOCK: i64 = 0x0000_6472_6f76_6572;
 
 async fn migrate_once(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {

@@ -17,12 +17,13 @@ pub fn bin_dir() -> PathBuf {
     deps.parent().expect("profile directory").to_path_buf()
 }
 
-/// The path of a workspace binary.
+/// The path of a workspace binary, built if it is missing or older than the sources.
 ///
 /// `cargo test --workspace` builds every binary before any test runs (each binary's
-/// package has an integration test that runs it), so they are found next to the test
-/// executable. When one is missing (`cargo test -p drover-tests` alone), the
-/// workspace's binaries are built once per test process.
+/// package has an integration test that runs it), so they are found fresh next to the
+/// test executable. Run alone (`cargo test -p drover-tests`), cargo builds none of them:
+/// then the workspace's binaries are built once per test process, so a test never runs
+/// a stale binary.
 ///
 /// # Panics
 /// If the build fails.
@@ -30,7 +31,10 @@ pub fn bin_dir() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = bin_dir().join(name);
-    if path.exists() {
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| newest_source().is_none_or(|src| src <= built));
+    if fresh {
         return path;
     }
     BUILT.get_or_init(|| {
@@ -55,6 +59,45 @@ pub fn binary(name: &str) -> PathBuf {
     });
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// When the newest source file of the workspace's crates was changed.
+fn newest_source() -> Option<std::time::SystemTime> {
+    fn walk(dir: &std::path::Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "target" && n != "tests") {
+                    walk(&p, newest);
+                }
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "rs" || x == "lua" || x == "toml")
+                && let Ok(t) = e.metadata().and_then(|m| m.modified())
+                && newest.is_none_or(|n| t > n)
+            {
+                *newest = Some(t);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let mut newest = None;
+    for krate in [
+        "queue",
+        "jobs",
+        "entities",
+        "migration",
+        "api",
+        "worker",
+        "scheduler",
+        "ops",
+    ] {
+        walk(&root.join(krate), &mut newest);
+    }
+    newest
 }
 
 /// A child process that is killed when dropped.
