@@ -17,6 +17,8 @@ local SHIFT = 4398046511104
 local seq = redis.call('INCRBY', KEYS[4], n) - n
 local out = {}
 local runnable = false
+-- Sorted-set members are added in one call per set at the end, not one per job.
+local waiting, delayed = {}, {}
 for i = 0, n - 1 do
   local o = 5 + i * 9
   local id = ARGV[o + 1]
@@ -43,16 +45,25 @@ for i = 0, n - 1 do
     if delay > 0 then
       state = 'delayed'
       run_at = now + delay
-      redis.call('ZADD', KEYS[2], run_at, id)
+      delayed[#delayed + 1] = run_at
+      delayed[#delayed + 1] = id
     else
-      redis.call('ZADD', KEYS[1], (1000 - pri) * SHIFT + seq, id)
+      waiting[#waiting + 1] = (1000 - pri) * SHIFT + seq
+      waiting[#waiting + 1] = id
     end
     runnable = true
+    -- Fields that start at 0 or empty (attempts, lease, progress, idempotency_key,
+    -- request_id) are left out: readers treat a missing field as 0 or empty.
+    if ikey ~= '' then
+      redis.call('HSET', jk, 'idempotency_key', ikey)
+    end
+    if ARGV[o + 9] ~= '' then
+      redis.call('HSET', jk, 'request_id', ARGV[o + 9])
+    end
     redis.call('HSET', jk,
       'payload', ARGV[o + 2], 'state', state, 'priority', pri,
-      'attempts', 0, 'max_attempts', ARGV[o + 5], 'backoff', ARGV[o + 6],
-      'created_at', now, 'run_at', run_at, 'ready_at', run_at, 'lease', 0, 'progress', 0,
-      'idempotency_key', ikey, 'request_id', ARGV[o + 9])
+      'max_attempts', ARGV[o + 5], 'backoff', ARGV[o + 6],
+      'created_at', now, 'run_at', run_at, 'ready_at', run_at)
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
       'type', 'job:queued', 'queue', queue, 'job_id', id, 'attempt', 0, 'progress', 0,
       'message', state, 'data', '{"state":"' .. state .. '","run_at":' .. run_at .. ',"priority":' .. pri .. '}',
@@ -61,6 +72,8 @@ for i = 0, n - 1 do
     out[#out + 1] = 1
   end
 end
+if #waiting > 0 then redis.call('ZADD', KEYS[1], unpack(waiting)) end
+if #delayed > 0 then redis.call('ZADD', KEYS[2], unpack(delayed)) end
 if runnable and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('DEL', KEYS[5])
   redis.call('PUBLISH', ARGV[3], queue)

@@ -54,8 +54,8 @@ for i = 1, #popped, 2 do
   local jk = prefix .. 'job:' .. id
   local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id')
   if v[1] then
-    local attempt = tonumber(v[2]) + 1
-    local token = tonumber(v[5]) + 1
+    local attempt = tonumber(v[2] or 0) + 1
+    local token = tonumber(v[5] or 0) + 1
     local wait = now - tonumber(v[6])
     redis.call('HSET', jk, 'state', 'active', 'attempts', attempt, 'lease', token,
       'started_at', now, 'worker', worker)

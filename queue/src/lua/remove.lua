@@ -16,6 +16,6 @@ local sets = {waiting = KEYS[1], delayed = KEYS[2], completed = KEYS[4], failed 
 if sets[state] then redis.call('ZREM', sets[state], id) end
 redis.call('DEL', jk)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*',
-  'type', 'job:removed', 'queue', ARGV[3], 'job_id', id, 'attempt', v[2],
+  'type', 'job:removed', 'queue', ARGV[3], 'job_id', id, 'attempt', v[2] or 0,
   'progress', 0, 'message', 'removed', 'data', '{"state":"' .. state .. '"}', 'ts', now)
 return {1, state}

@@ -17,7 +17,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = redis.call('INCR', KEYS[4])
 redis.call('ZREM', KEYS[1], id)
 redis.call('ZADD', KEYS[2], (1000 - tonumber(v[2])) * 4398046511104 + seq, id)
-local attempts = v[3]
+local attempts = v[3] or 0
 if state == 'failed' then
   attempts = 0
   redis.call('HSET', jk, 'state', 'waiting', 'attempts', 0, 'ready_at', now, 'run_at', now, 'progress', 0)
