@@ -31,13 +31,14 @@ use crate::state::AppState;
 /// Connects to Redis and the database (migrating it unless told not to).
 pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
     let metrics = drover_jobs::telemetry::prometheus();
-    let redis = connect::redis(&config.common)?;
-    let queues = connect::Queues::new(&redis, &config.common)?;
-    let db = connect::database(&config.common.database_url).await?;
-    if config.common.auto_migrate {
-        connect::migrate(&db).await?;
-    }
-    Ok(AppState::new(config, redis, queues, db, metrics))
+    let stores = connect::Stores::open(&config.common).await?;
+    Ok(AppState::new(
+        config,
+        stores.redis,
+        stores.queues,
+        stores.db,
+        metrics,
+    ))
 }
 
 /// The whole HTTP application over `state`.

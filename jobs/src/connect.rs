@@ -18,6 +18,27 @@ pub fn redis(config: &CommonConfig) -> anyhow::Result<Redis> {
     Redis::new(config.redis_config()).context("set up the Redis connection pool")
 }
 
+/// Everything a process connects to: Redis, the queue handles and the database.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub redis: Redis,
+    pub queues: Queues,
+    pub db: DatabaseConnection,
+}
+
+impl Stores {
+    /// Connects (Redis lazily), and migrates the database unless `auto_migrate` is off.
+    pub async fn open(config: &CommonConfig) -> anyhow::Result<Self> {
+        let redis = redis(config)?;
+        let queues = Queues::new(&redis, config)?;
+        let db = database(&config.database_url).await?;
+        if config.auto_migrate {
+            migrate(&db).await?;
+        }
+        Ok(Self { redis, queues, db })
+    }
+}
+
 /// Handles on the four queues.
 #[derive(Debug, Clone)]
 pub struct Queues {

@@ -79,18 +79,6 @@ async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
     w.stop().await;
 }
 
-/// The namespace of a queue built by `shared_queue` (its keys start with `{ns:test}:`).
-fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue
-        .keys()
-        .prefix
-        .trim_start_matches('{')
-        .split(':')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn progress_reports_reach_the_job_and_the_stream() {
     let (redis, queue) = shared_queue();

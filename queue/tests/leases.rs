@@ -15,17 +15,6 @@ use tokio::sync::Notify;
 
 const T: Duration = Duration::from_secs(20);
 
-fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue
-        .keys()
-        .prefix
-        .trim_start_matches('{')
-        .split(':')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 fn job() -> NewJob {
     NewJob::new(&TestJob {
         n: 1,

@@ -13,17 +13,6 @@ use drover_queue::{EventType, JobState, NewJob};
 
 const T: Duration = Duration::from_secs(20);
 
-fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue
-        .keys()
-        .prefix
-        .trim_start_matches('{')
-        .split(':')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_job_starts_while_paused_running_ones_finish_and_resume_runs_the_rest() {
     let (redis, queue) = shared_queue();

@@ -13,17 +13,6 @@ use drover_queue::{Backoff, BackoffKind, JobOptions, JobState, NewJob};
 
 const T: Duration = Duration::from_secs(20);
 
-fn ns_of(queue: &drover_queue::Queue) -> String {
-    queue
-        .keys()
-        .prefix
-        .trim_start_matches('{')
-        .split(':')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 fn flaky(fail_times: u32) -> NewJob {
     NewJob::new(&TestJob {
         n: 1,

@@ -41,3 +41,29 @@ pub fn namespace() -> String {
 pub fn shared_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
+
+/// Runs the binary at `bin` once per case, each with only one variable set (plus
+/// `PATH`), and asserts that it exits with status 1 and one line of stderr that
+/// contains the expected text: a bad configuration stops a process at once and says
+/// which variable is at fault.
+///
+/// # Panics
+/// When a case does not behave so.
+pub fn assert_config_errors(bin: &str, cases: &[(&str, &str, &str)]) {
+    for (var, value, expected) in cases {
+        let out = std::process::Command::new(bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(var, value)
+            .output()
+            .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");
+        assert!(stderr.contains(expected), "{var}={value} said: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "one clear line, not a backtrace: {stderr}"
+        );
+    }
+}

@@ -30,12 +30,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = drover_jobs::telemetry::prometheus();
-    let redis = connect::redis(&config.common)?;
-    let queues = connect::Queues::new(&redis, &config.common)?;
-    let db = connect::database(&config.common.database_url).await?;
-    if config.common.auto_migrate {
-        connect::migrate(&db).await?;
-    }
+    let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
     let hub = WakeHub::start(redis.clone(), &config.common.namespace);
     let deps = Deps {
         db,

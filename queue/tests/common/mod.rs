@@ -74,6 +74,18 @@ pub fn queue_on(url: &str, defaults: QueueDefaults) -> (Redis, Queue) {
     (redis, queue)
 }
 
+/// The namespace of a queue (its keys start with `{ns:queue}:`).
+pub fn ns_of(queue: &Queue) -> String {
+    queue
+        .keys()
+        .prefix
+        .trim_start_matches('{')
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A fresh queue on the machine's shared Redis.
 pub fn shared_queue() -> (Redis, Queue) {
     queue_on(&drover_tests::shared_redis_url(), fast_defaults())
