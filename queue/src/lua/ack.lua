@@ -10,6 +10,8 @@
 -- Returns: {completed, retried, failed, stale}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
+local now_s = string.format('%d', now)
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local queue = ARGV[4]
@@ -37,39 +39,40 @@ for i = 0, n - 1 do
   if v[1] ~= token or v[2] ~= 'active' then
     stale = stale + 1
   else
-    local attempt = tonumber(v[3])
-    local started = tonumber(v[5])
-    run_sum = run_sum + (now - started)
+    -- attempt and started are the stored strings, passed back as they are.
+    local attempt = v[3]
+    local started = v[5]
+    run_sum = run_sum + (now - tonumber(started))
     rem[#rem + 1] = id
     if kind == 'c' then
       done = done + 1
-      redis.call('HSET', jk, 'state', 'completed', 'finished_at', now, 'result', body, 'progress', 100)
-      comp[#comp + 1] = now
+      redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s, 'result', body, 'progress', '100')
+      comp[#comp + 1] = now_s
       comp[#comp + 1] = id
       redis.call('XADD', KEYS[5], 'MAXLEN', '~', maxlen, '*',
         'type', 'job:completed', 'queue', queue, 'job_id', id, 'attempt', attempt,
-        'progress', 100, 'message', '', 'data', '{"result":' .. body .. '}', 'ts', now)
+        'progress', '100', 'message', '', 'data', '{"result":' .. body .. '}', 'ts', now_s)
     else
-      local entry = '{"attempt":' .. attempt .. ',"error":' .. body .. ',"started_at":' .. started .. ',"at":' .. now .. '}'
+      local entry = '{"attempt":' .. attempt .. ',"error":' .. body .. ',"started_at":' .. started .. ',"at":' .. now_s .. '}'
       local errors = append_error(v[6], entry)
-      if kind == 'r' and attempt < tonumber(v[4]) then
+      if kind == 'r' and tonumber(attempt) < tonumber(v[4]) then
         retried = retried + 1
-        local run_at = now + tonumber(ARGV[o + 5])
+        local run_at = string.format('%d', now + tonumber(ARGV[o + 5]))
         redis.call('HSET', jk, 'state', 'delayed', 'run_at', run_at, 'errors', errors)
         redis.call('ZADD', KEYS[2], run_at, id)
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', maxlen, '*',
           'type', 'job:retrying', 'queue', queue, 'job_id', id, 'attempt', attempt,
-          'progress', 0, 'message', body, 'data', '{"run_at":' .. run_at .. ',"delay_ms":' .. ARGV[o + 5] .. '}', 'ts', now)
+          'progress', '0', 'message', body, 'data', '{"run_at":' .. run_at .. ',"delay_ms":' .. ARGV[o + 5] .. '}', 'ts', now_s)
       else
         failed = failed + 1
         local reason = 'permanent'
         if kind == 'r' then reason = 'attempts_exhausted' end
-        redis.call('HSET', jk, 'state', 'failed', 'finished_at', now, 'errors', errors, 'failed_reason', reason)
-        fail[#fail + 1] = now
+        redis.call('HSET', jk, 'state', 'failed', 'finished_at', now_s, 'errors', errors, 'failed_reason', reason)
+        fail[#fail + 1] = now_s
         fail[#fail + 1] = id
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', maxlen, '*',
           'type', 'job:failed', 'queue', queue, 'job_id', id, 'attempt', attempt,
-          'progress', 0, 'message', body, 'data', '{"reason":"' .. reason .. '"}', 'ts', now)
+          'progress', '0', 'message', body, 'data', '{"reason":"' .. reason .. '"}', 'ts', now_s)
       end
     end
   end
@@ -77,10 +80,10 @@ end
 if #rem > 0 then
   redis.call('ZREM', KEYS[1], unpack(rem))
   local sk = prefix .. 'stats:' .. math.floor(now / 60000)
-  if done > 0 then redis.call('HINCRBY', sk, 'completed', done) end
-  if retried > 0 then redis.call('HINCRBY', sk, 'retried', retried) end
-  if failed > 0 then redis.call('HINCRBY', sk, 'failed', failed) end
-  redis.call('HINCRBY', sk, 'run_ms', run_sum)
+  if done > 0 then redis.call('HINCRBY', sk, 'completed', string.format('%d', done)) end
+  if retried > 0 then redis.call('HINCRBY', sk, 'retried', string.format('%d', retried)) end
+  if failed > 0 then redis.call('HINCRBY', sk, 'failed', string.format('%d', failed)) end
+  redis.call('HINCRBY', sk, 'run_ms', string.format('%d', run_sum))
   redis.call('EXPIRE', sk, ARGV[3])
 end
 if #comp > 0 then redis.call('ZADD', KEYS[3], unpack(comp)) end

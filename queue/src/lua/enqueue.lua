@@ -8,6 +8,9 @@
 --          or 0 if an earlier job owns the idempotency key (its id is returned).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Numbers are formatted once, as integers: Redis formats a Lua number argument as a
+-- double (printf %.17g), which costs more than the command itself.
+local now_s = string.format('%d', now)
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local queue = ARGV[4]
@@ -37,18 +40,18 @@ for i = 0, n - 1 do
   end
   if not existing then
     seq = seq + 1
-    local pri = tonumber(ARGV[o + 3])
+    local pri_s = ARGV[o + 3]
     local delay = tonumber(ARGV[o + 4])
     local jk = prefix .. 'job:' .. id
     local state = 'waiting'
-    local run_at = now
+    local run_at = now_s
     if delay > 0 then
       state = 'delayed'
-      run_at = now + delay
+      run_at = string.format('%d', now + delay)
       delayed[#delayed + 1] = run_at
       delayed[#delayed + 1] = id
     else
-      waiting[#waiting + 1] = (1000 - pri) * SHIFT + seq
+      waiting[#waiting + 1] = string.format('%d', (1000 - tonumber(pri_s)) * SHIFT + seq)
       waiting[#waiting + 1] = id
     end
     runnable = true
@@ -61,13 +64,13 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 'request_id', ARGV[o + 9])
     end
     redis.call('HSET', jk,
-      'payload', ARGV[o + 2], 'state', state, 'priority', pri,
+      'payload', ARGV[o + 2], 'state', state, 'priority', pri_s,
       'max_attempts', ARGV[o + 5], 'backoff', ARGV[o + 6],
-      'created_at', now, 'run_at', run_at, 'ready_at', run_at)
+      'created_at', now_s, 'run_at', run_at, 'ready_at', run_at)
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
-      'type', 'job:queued', 'queue', queue, 'job_id', id, 'attempt', 0, 'progress', 0,
-      'message', state, 'data', '{"state":"' .. state .. '","run_at":' .. run_at .. ',"priority":' .. pri .. '}',
-      'ts', now)
+      'type', 'job:queued', 'queue', queue, 'job_id', id, 'attempt', '0', 'progress', '0',
+      'message', state, 'data', '{"state":"' .. state .. '","run_at":' .. run_at .. ',"priority":' .. pri_s .. '}',
+      'ts', now_s)
     out[#out + 1] = id
     out[#out + 1] = 1
   end

@@ -9,6 +9,8 @@
 --          backoff, lease token, request id, wait ms.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
+local now_s = string.format('%d', now)
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local worker = ARGV[3]
@@ -23,7 +25,7 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
 end
 
 -- Promote due delayed jobs, a bounded batch per call.
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[6])
 if #due > 0 then
   local seq = redis.call('INCRBY', KEYS[7], #due) - #due
   local zargs = {}
@@ -32,9 +34,9 @@ if #due > 0 then
     local pri = redis.call('HGET', jk, 'priority')
     if pri then
       seq = seq + 1
-      zargs[#zargs + 1] = (1000 - tonumber(pri)) * SHIFT + seq
+      zargs[#zargs + 1] = string.format('%d', (1000 - tonumber(pri)) * SHIFT + seq)
       zargs[#zargs + 1] = due[i]
-      redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now)
+      redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now_s)
     end
   end
   redis.call('ZREM', KEYS[2], unpack(due))
@@ -44,9 +46,10 @@ if #due > 0 then
 end
 
 local popped = redis.call('ZPOPMIN', KEYS[1], n)
+local worker_data = '{"worker":"' .. worker .. '"}'
 local out = {0, -1}
 local zargs = {}
-local expiry = now + tonumber(ARGV[5])
+local expiry = string.format('%d', now + tonumber(ARGV[5]))
 local count = 0
 local wait_sum = 0
 for i = 1, #popped, 2 do
@@ -54,14 +57,14 @@ for i = 1, #popped, 2 do
   local jk = prefix .. 'job:' .. id
   local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id')
   if v[1] then
-    local attempt = tonumber(v[2] or 0) + 1
-    local token = tonumber(v[5] or 0) + 1
+    local attempt = string.format('%d', tonumber(v[2] or 0) + 1)
+    local token = string.format('%d', tonumber(v[5] or 0) + 1)
     local wait = now - tonumber(v[6])
     redis.call('HSET', jk, 'state', 'active', 'attempts', attempt, 'lease', token,
-      'started_at', now, 'worker', worker)
+      'started_at', now_s, 'worker', worker)
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
       'type', 'job:active', 'queue', queue, 'job_id', id, 'attempt', attempt,
-      'progress', 0, 'message', '', 'data', '{"worker":"' .. worker .. '"}', 'ts', now)
+      'progress', '0', 'message', '', 'data', worker_data, 'ts', now_s)
     zargs[#zargs + 1] = expiry
     zargs[#zargs + 1] = id
     count = count + 1
@@ -79,8 +82,8 @@ end
 if count > 0 then
   redis.call('ZADD', KEYS[3], unpack(zargs))
   local sk = prefix .. 'stats:' .. math.floor(now / 60000)
-  redis.call('HINCRBY', sk, 'started', count)
-  redis.call('HINCRBY', sk, 'wait_ms', wait_sum)
+  redis.call('HINCRBY', sk, 'started', string.format('%d', count))
+  redis.call('HINCRBY', sk, 'wait_ms', string.format('%d', wait_sum))
   redis.call('EXPIRE', sk, ARGV[7])
 end
 if count < n then
