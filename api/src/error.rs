@@ -7,6 +7,7 @@
 use drover_queue::QueueError;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
+use poem_openapi::error::{ContentTypeError, ParseParamError};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -14,8 +15,8 @@ use poem_openapi::{ApiResponse, Object};
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code: `bad_request`, `validation_failed`, `unauthorized`,
-    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`, `rate_limited`,
-    /// `unavailable`, `internal`.
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `rate_limited`, `unavailable`, `internal`.
     pub code: String,
     /// What happened and what to do about it, for a person.
     pub message: String,
@@ -36,9 +37,14 @@ pub enum ApiError {
     /// The request is malformed or invalid; nothing was changed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// No valid API key was given.
+    /// No valid API key was given: send one as `Authorization: Bearer <key>`.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(
+        Json<ErrorBody>,
+        /// `Bearer`: how to authenticate.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
     /// The API key's role does not allow this.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
@@ -51,16 +57,35 @@ pub enum ApiError {
     /// The request body is larger than the limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The body is not JSON: send it with `Content-Type: application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many requests for this key; retry after the `Retry-After` seconds.
     #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds until the key may make another request.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Something broke on our side.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
     /// Redis or the database cannot be reached; retry shortly.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds after which a retry may succeed.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
+
+/// How a 401 tells the client to authenticate.
+pub const WWW_AUTHENTICATE: &str = "Bearer";
+
+/// Seconds a client should wait before retrying a 503.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 
 fn body(
     code: &str,
@@ -97,7 +122,10 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::Unauthorized(body("unauthorized", message, None))
+        Self::Unauthorized(
+            body("unauthorized", message, None),
+            WWW_AUTHENTICATE.to_owned(),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -124,7 +152,10 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::Unavailable(body("unavailable", message, None))
+        Self::Unavailable(
+            body("unavailable", message, None),
+            UNAVAILABLE_RETRY_AFTER_S,
+        )
     }
 
     /// An unexpected error: logged in full, answered without internals.
@@ -167,38 +198,51 @@ impl From<sea_orm::DbErr> for ApiError {
 /// Rewrites any error that did not come from a handler into the error envelope.
 pub async fn envelope(err: poem::Error) -> Response {
     if err.is_from_response() {
-        // Already an answer of ours (an `ApiError` a handler returned).
+        // Already an answer of ours (an `ApiError` a handler or a checker returned).
         return err.into_response();
     }
-    let status = err.status();
-    let (code, message) = match status {
-        StatusCode::NOT_FOUND => (
-            "not_found",
-            "no such route: see /docs for the API".to_owned(),
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this route does not take that method".to_owned(),
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "the request body is larger than the limit".to_owned(),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+    let api_error = if let Some(p) = err.downcast_ref::<ParseParamError>() {
+        ApiError::validation(p.name, clean_parse_message(&p.reason))
+    } else if let Some(c) = err.downcast_ref::<ContentTypeError>() {
+        ApiError::UnsupportedMediaType(body(
             "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json".to_owned(),
-        ),
-        s if s.is_client_error() => ("bad_request", clean_parse_message(&err.to_string())),
-        _ => {
-            tracing::error!(error = %err, "request failed");
-            (
-                "internal",
-                "an unexpected error occurred; it has been logged".to_owned(),
-            )
+            format!("{c}: send the body as JSON with Content-Type: application/json"),
+            None,
+        ))
+    } else {
+        match err.status() {
+            StatusCode::UNAUTHORIZED => {
+                ApiError::unauthorized("send an API key as the header Authorization: Bearer <key>")
+            }
+            StatusCode::NOT_FOUND => ApiError::not_found("no such route: see /docs for the API"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let b = body(
+                    "method_not_allowed",
+                    "this route does not take that method: see /docs for the API",
+                    None,
+                );
+                return b
+                    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+                    .into_response();
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body(
+                "payload_too_large",
+                "the request body is larger than the limit",
+                None,
+            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body(
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+                None,
+            )),
+            s if s.is_client_error() => {
+                let b = body("bad_request", clean_parse_message(&err.to_string()), None);
+                return b.with_status(s).into_response();
+            }
+            _ => ApiError::internal(&err),
         }
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    poem::web::Json(body).with_status(status).into_response()
+    api_error.into_response()
 }
 
 /// Keeps the useful part of poem-openapi's parse errors.

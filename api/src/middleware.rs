@@ -48,7 +48,14 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         req.extensions_mut().insert(RequestId(id.clone()));
         let method = req.method().to_string();
         let path = req.uri().path().to_owned();
-        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        // `api_key` (the key's id) is filled in once the key is verified (`auth`).
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %method,
+            path = %path,
+            api_key = tracing::field::Empty
+        );
         let started = Instant::now();
         let res = self.inner.call(req).instrument(span.clone()).await;
         let mut resp = match res {
