@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
-use crate::routes::job_admin::JobAdminApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::workers::WorkersApi;
@@ -29,7 +28,7 @@ pub enum ApiTags {
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, JobAdminApi, QueuesApi, WorkersApi);
+pub type Apis = (JobsApi, QueuesApi, WorkersApi);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -52,7 +51,7 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, JobAdminApi, QueuesApi, WorkersApi),
+        (JobsApi, QueuesApi, WorkersApi),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

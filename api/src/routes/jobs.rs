@@ -1,4 +1,5 @@
-//! Submitting and reading jobs: what a submitter key may do.
+//! The jobs resource: submit, list and read (submitter keys); delete, retry and
+//! promote (admin keys, logic in [`super::job_actions`]).
 
 use drover_jobs::kinds::validate_payload;
 use drover_queue::NewJob;
@@ -9,11 +10,12 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
+use super::QueueParam;
+use super::job_actions::{DeleteJobResponse, Move, MoveJobResponse, delete_job, move_job};
 use super::lookup::{find_anywhere, find_in_queue};
-use super::queue_name;
 use super::submit::{AddJobRequest, SubmittedJob};
 use super::views::{JobPage, JobStateView, JobView, PageLinks, encode_query, links};
-use crate::auth::SubmitterKey;
+use crate::auth::{AdminKey, SubmitterKey};
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::openapi::ApiTags;
@@ -50,7 +52,7 @@ enum ListJobsResponse {
     Ok(Json<JobPage>),
 }
 
-/// Submitting and reading jobs.
+/// The jobs resource.
 pub struct JobsApi;
 
 /// Jobs per page when `limit` is not given.
@@ -83,14 +85,14 @@ impl JobsApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
         /// Makes retries of this request safe: a second submission with the same key
         /// (within 24 hours, on the same queue) creates nothing and returns the first job.
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AddJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let body = body.0;
         let payload = body.payload.0;
         if !payload.is_object() {
@@ -164,7 +166,7 @@ impl JobsApi {
         _key: SubmitterKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
         /// Which jobs (default `waiting`).
         #[oai(name = "state", default = "default_state")]
         job_state: Query<JobStateView>,
@@ -178,7 +180,7 @@ impl JobsApi {
         )]
         limit: Query<u32>,
     ) -> Result<ListJobsResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let limit = usize::try_from(limit.0)
             .unwrap_or(MAX_PAGE)
             .clamp(1, MAX_PAGE);
@@ -219,11 +221,11 @@ impl JobsApi {
         _key: SubmitterKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
         /// The job's id.
         id: Path<String>,
     ) -> Result<GetJobResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         match find_in_queue(&state, name, &id.0).await? {
             Some(j) => Ok(GetJobResponse::Ok(Json(j))),
             None => Err(ApiError::not_found(format!(
@@ -248,5 +250,68 @@ impl JobsApi {
             Some(j) => Ok(GetJobResponse::Ok(Json(j))),
             None => Err(ApiError::not_found(format!("no job {:?}", id.0))),
         }
+    }
+
+    /// Delete a job
+    ///
+    /// Deletes a waiting, delayed, completed or failed job. An active job cannot be
+    /// deleted (409): a worker is running it; wait until it finishes.
+    #[oai(
+        path = "/queues/:queue/jobs/:id",
+        method = "delete",
+        operation_id = "delete_job"
+    )]
+    async fn delete_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<DeleteJobResponse, ApiError> {
+        delete_job(&state, &queue.0.0, &id.0).await
+    }
+
+    /// Retry a failed job
+    ///
+    /// Moves a failed job back to `waiting` with its attempts reset; its error history
+    /// is kept. Any other state answers 409.
+    #[oai(
+        path = "/queues/:queue/jobs/:id/retry",
+        method = "post",
+        operation_id = "retry_job"
+    )]
+    async fn retry_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<MoveJobResponse, ApiError> {
+        move_job(&state, &queue.0.0, &id.0, Move::Retry).await
+    }
+
+    /// Promote a delayed job
+    ///
+    /// Runs a delayed job (scheduled, or waiting out a retry backoff) now: it moves to
+    /// `waiting`. Any other state answers 409.
+    #[oai(
+        path = "/queues/:queue/jobs/:id/promote",
+        method = "post",
+        operation_id = "promote_job"
+    )]
+    async fn promote_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<MoveJobResponse, ApiError> {
+        move_job(&state, &queue.0.0, &id.0, Move::Promote).await
     }
 }

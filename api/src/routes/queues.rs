@@ -12,7 +12,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde::Deserialize;
 
-use super::queue_name;
+use super::QueueParam;
 use super::views::at;
 use crate::auth::AdminKey;
 use crate::error::ApiError;
@@ -350,9 +350,9 @@ impl QueuesApi {
         _key: AdminKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
     ) -> Result<QueueMetricsResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let m = queue_metrics(name, state.queues().get(name)).await?;
         Ok(QueueMetricsResponse::Ok(Json(m)))
     }
@@ -371,9 +371,9 @@ impl QueuesApi {
         _key: AdminKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
     ) -> Result<PauseResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let changed = state.queues().get(name).pause().await?;
         tracing::info!(queue = %name, changed, "queue paused");
         Ok(PauseResponse::Ok(Json(PauseState {
@@ -394,9 +394,9 @@ impl QueuesApi {
         _key: AdminKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
     ) -> Result<PauseResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let changed = state.queues().get(name).resume().await?;
         tracing::info!(queue = %name, changed, "queue resumed");
         Ok(PauseResponse::Ok(Json(PauseState {
@@ -420,10 +420,10 @@ impl QueuesApi {
         _key: AdminKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
+        queue: Path<QueueParam>,
         body: JsonBody<CleanRequest>,
     ) -> Result<CleanResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let req = body.0;
         if req.grace_ms > MAX_GRACE_MS {
             return Err(ApiError::validation(

@@ -34,6 +34,7 @@ const MAX_BACKOFF_MAX_DELAY_MS: u64 = 604_800_000;
 
 /// A job's retry delay policy.
 #[derive(Debug, Clone, Object, Deserialize)]
+#[oai(rename = "Backoff")]
 #[serde(deny_unknown_fields)]
 pub struct BackoffBody {
     /// `exponential` (`delay_ms · factor^(attempt-1)`, capped at `max_delay_ms`) or `fixed`.
@@ -73,6 +74,7 @@ fn default_max_delay_ms() -> u64 {
 
 /// Options of a job; each one omitted takes the queue's default.
 #[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "JobOptions")]
 #[serde(deny_unknown_fields)]
 pub struct JobOptionsBody {
     /// Run no earlier than this many ms from now (at most one year).

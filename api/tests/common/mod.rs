@@ -139,7 +139,7 @@ impl Builder {
             queues,
             dbc,
             config,
-            _db: db,
+            db: Some(db),
             stop: Some(stop),
             task: Some(task),
         })
@@ -156,7 +156,7 @@ pub struct TestApi {
     /// A connection of the test's own to the API's database.
     pub dbc: sea_orm::DatabaseConnection,
     pub config: ApiConfig,
-    _db: TestDb,
+    db: Option<TestDb>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -228,6 +228,21 @@ impl TestApi {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Submits a cleanup job with `key`; the status (an error must be the envelope).
+    pub async fn submit_with(&self, key: &str) -> u16 {
+        let r = self
+            .post(
+                "/api/v1/queues/cleanup/jobs",
+                key,
+                serde_json::json!({ "payload": {} }),
+            )
+            .await;
+        if r.status >= 400 {
+            r.code();
+        }
+        r.status
+    }
+
     pub fn queue(&self, name: QueueName) -> &Queue {
         self.queues.get(name)
     }
@@ -242,14 +257,15 @@ impl TestApi {
         n
     }
 
-    /// Stops the API gracefully.
-    pub async fn stop(mut self) {
+    /// Stops the API gracefully; returns its database, for another API to use.
+    pub async fn stop(mut self) -> TestDb {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             tokio::time::timeout(T, t).await.unwrap().unwrap().unwrap();
         }
+        self.db.take().unwrap()
     }
 }
 
