@@ -5,9 +5,11 @@
 //! - [`cli`]: the command line.
 //! - [`up`]: `drover up`, the whole local stack in one process.
 //! - [`embedded_redis`]: the `redis-server` child `drover up` starts when it needs one.
+//! - [`keys`]: `drover keys create | list | revoke`, and the development admin key.
 
 pub mod cli;
 pub mod embedded_redis;
+pub mod keys;
 pub mod up;
 
 use drover_jobs::config::CommonConfig;
@@ -21,6 +23,7 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command.unwrap_or(Command::Up) {
         Command::Up => up::run(&env).await,
         Command::Migrate => migrate(&env).await,
+        Command::Keys { command } => keys::run(&env, command).await,
     };
     match result {
         Ok(()) => 0,
