@@ -29,6 +29,10 @@ migrate:
 bench jobs="100000" concurrency="50":
     cargo run --release -- bench queue --jobs {{jobs}} --concurrency {{concurrency}}
 
+# Contract-test the HTTP API with schemathesis against a fresh drover-api (see docs/CONTRACT.md)
+contract examples="100" seed="1":
+    CONTRACT_EXAMPLES={{examples}} CONTRACT_SEED={{seed}} ops/scripts/contract.sh
+
 # Run exactly what CI runs
 ci:
     bash .ci/run

@@ -202,7 +202,15 @@ pub async fn envelope(err: poem::Error) -> Response {
         return err.into_response();
     }
     let api_error = if let Some(p) = err.downcast_ref::<ParseParamError>() {
-        ApiError::validation(p.name, clean_parse_message(&p.reason))
+        let reason = if p.reason.contains("Expect a valid enumeration value") {
+            match p.name {
+                "state" => "must be waiting, delayed, active, completed or failed".to_owned(),
+                _ => "is not one of the values in the API's document (/openapi.json)".to_owned(),
+            }
+        } else {
+            humanize(&clean_parse_message(&p.reason))
+        };
+        ApiError::validation(p.name, reason)
     } else if let Some(c) = err.downcast_ref::<ContentTypeError>() {
         ApiError::UnsupportedMediaType(body(
             "unsupported_media_type",
@@ -245,6 +253,33 @@ pub async fn envelope(err: poem::Error) -> Response {
     api_error.into_response()
 }
 
+/// Says poem-openapi's validator failures (`verification failed. maximum(1000,
+/// exclusive: false)`) in words (`must be at most 1000`).
+fn humanize(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let arg = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.split([',', ')']).next())
+            .map(str::trim)
+    };
+    if let Some(n) = arg("maximum") {
+        format!("must be at most {n}")
+    } else if let Some(n) = arg("minimum") {
+        format!("must be at least {n}")
+    } else if let Some(n) = arg("maxLength") {
+        format!("must be at most {n} characters long")
+    } else if let Some(n) = arg("minLength") {
+        format!("must be at least {n} characters long")
+    } else if rule.starts_with("pattern") {
+        "does not have the expected form: pass back a value this API returned".to_owned()
+    } else {
+        reason.to_owned()
+    }
+}
+
 /// Keeps the useful part of poem-openapi's parse errors.
 fn clean_parse_message(msg: &str) -> String {
     let msg = msg.trim();
@@ -252,4 +287,27 @@ fn clean_parse_message(msg: &str) -> String {
         return "the request is malformed".to_owned();
     }
     msg.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+
+    #[test]
+    fn validator_failures_read_as_words() {
+        assert_eq!(
+            humanize("verification failed. maximum(1000, exclusive: false)"),
+            "must be at most 1000"
+        );
+        assert_eq!(
+            humanize("verification failed. minimum(1, exclusive: false)"),
+            "must be at least 1"
+        );
+        assert_eq!(
+            humanize("verification failed. maxLength(255)"),
+            "must be at most 255 characters long"
+        );
+        assert!(humanize("verification failed. pattern(\"^x$\")").starts_with("does not"));
+        assert_eq!(humanize("something else"), "something else");
+    }
 }

@@ -84,6 +84,10 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
     let api = openapi::service();
     let spec = openapi::spec_json(&api);
     let docs = openapi::swagger_html(&api);
+    let mut methods = openapi::allowed_methods(&spec);
+    for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs"] {
+        methods.push((path.to_owned(), "GET, HEAD".to_owned()));
+    }
     let limit = state.config().body_limit;
     Route::new()
         .nest("/", api)
@@ -107,6 +111,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
         .with(middleware::BodyLimit(limit))
         .data(state)
         .catch_all_error(error::envelope)
+        .with(middleware::AllowOn405(std::sync::Arc::new(methods)))
         .with(middleware::Observe)
 }
 

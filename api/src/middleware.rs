@@ -153,3 +153,86 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         self.inner.call(req).await
     }
 }
+
+/// Adds the `Allow` header to a 405 (RFC 9110): the methods the path does take.
+///
+/// The table comes from the OpenAPI document (path templates such as
+/// `/api/v1/queues/{queue}/pause`) plus the plain routes; the most literal template that
+/// matches the path wins, as in the router.
+pub struct AllowOn405(pub std::sync::Arc<Vec<(String, String)>>);
+
+impl<E: Endpoint> Middleware<E> for AllowOn405 {
+    type Output = AllowOn405Endpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        AllowOn405Endpoint {
+            inner: ep,
+            table: self.0.clone(),
+        }
+    }
+}
+
+/// See [`AllowOn405`].
+pub struct AllowOn405Endpoint<E> {
+    inner: E,
+    table: std::sync::Arc<Vec<(String, String)>>,
+}
+
+/// The allowed methods of the best template for `path`.
+fn allowed<'a>(table: &'a [(String, String)], path: &str) -> Option<&'a str> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    table
+        .iter()
+        .filter_map(|(template, methods)| {
+            let t: Vec<&str> = template.split('/').collect();
+            if t.len() != segs.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (a, b) in t.iter().zip(&segs) {
+                if a.starts_with('{') {
+                    continue;
+                }
+                if a != b {
+                    return None;
+                }
+                literal += 1;
+            }
+            Some((literal, methods.as_str()))
+        })
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, m)| m)
+}
+
+impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let path = req.uri().path().to_owned();
+        let mut resp = self.inner.call(req).await?.into_response();
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(methods) = allowed(&self.table, &path)
+            && let Ok(v) = HeaderValue::from_str(methods)
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn the_most_literal_template_wins() {
+        let t = vec![
+            ("/api/v1/queues/metrics".to_owned(), "GET".to_owned()),
+            ("/api/v1/queues/{queue}/pause".to_owned(), "POST".to_owned()),
+            ("/api/v1/queues/{queue}".to_owned(), "DELETE".to_owned()),
+        ];
+        assert_eq!(allowed(&t, "/api/v1/queues/metrics"), Some("GET"));
+        assert_eq!(allowed(&t, "/api/v1/queues/export/pause"), Some("POST"));
+        assert_eq!(allowed(&t, "/api/v1/queues/export/pause/"), Some("POST"));
+        assert_eq!(allowed(&t, "/api/v1/other"), None);
+    }
+}

@@ -1,11 +1,15 @@
 //! The OpenAPI document: every operation, generated from the code.
 //!
 //! [`service`] gathers the per-resource API structs. [`spec_json`] is the document
-//! served at `/openapi.json` (and shown at `/docs`): poem-openapi's, with one fix. Our
-//! request bodies reject unknown fields (serde's `deny_unknown_fields`, see
-//! [`crate::payload`]), which poem-openapi cannot express, so every object schema
-//! reachable from a request body gets `additionalProperties: false`; generated clients
-//! and contract tests then know that extra fields are refused.
+//! served at `/openapi.json` (and shown at `/docs`): poem-openapi's, with two things
+//! poem-openapi cannot express added:
+//!
+//! - our request bodies reject unknown fields (serde's `deny_unknown_fields`, see
+//!   [`crate::payload`]), so every object schema reachable from a request body gets
+//!   `additionalProperties: false`: generated clients and contract tests then know that
+//!   extra fields are refused;
+//! - the job a submission returns is linked (OpenAPI `links`) to the operations that take
+//!   its id, so tools can follow a job from its submission.
 
 use std::collections::BTreeSet;
 
@@ -66,6 +70,7 @@ pub fn spec_json(service: &OpenApiService<Apis, ()>) -> String {
         return raw;
     };
     close_request_schemas(&mut doc);
+    link_submitted_jobs(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
 
@@ -107,6 +112,65 @@ fn close_request_schemas(doc: &mut Value) {
             obj.insert("additionalProperties".to_owned(), Value::Bool(false));
         }
     }
+}
+
+/// Links `add_job`'s 201 to the operations on the job it created.
+fn link_submitted_jobs(doc: &mut Value) {
+    let by_queue_and_id = serde_json::json!({
+        "queue": "$request.path.queue",
+        "id": "$response.body#/id",
+    });
+    let mut links = serde_json::Map::new();
+    for (name, op, params) in [
+        ("GetJob", "get_job", &by_queue_and_id),
+        ("DeleteJob", "delete_job", &by_queue_and_id),
+        ("RetryJob", "retry_job", &by_queue_and_id),
+        ("PromoteJob", "promote_job", &by_queue_and_id),
+        (
+            "FindJob",
+            "find_job",
+            &serde_json::json!({ "id": "$response.body#/id" }),
+        ),
+    ] {
+        links.insert(
+            name.to_owned(),
+            serde_json::json!({ "operationId": op, "parameters": params }),
+        );
+    }
+    // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
+    if let Some(r) = doc
+        .pointer_mut("/paths/~1api~1v1~1queues~1{queue}~1jobs/post/responses/201")
+        .and_then(Value::as_object_mut)
+    {
+        r.insert("links".to_owned(), Value::Object(links));
+    }
+}
+
+/// The methods of every path of the document: `(path template, "GET, POST")`, for the
+/// `Allow` header of a 405.
+#[must_use]
+pub fn allowed_methods(spec: &str) -> Vec<(String, String)> {
+    let Ok(doc) = serde_json::from_str::<Value>(spec) else {
+        return Vec::new();
+    };
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let mut methods: Vec<String> = item
+                .as_object()?
+                .keys()
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+            // The router answers HEAD wherever it answers GET.
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".to_owned());
+            }
+            Some((path.clone(), methods.join(", ")))
+        })
+        .collect()
 }
 
 /// The schema names `$ref`'d anywhere inside `v`.

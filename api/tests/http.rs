@@ -23,6 +23,24 @@ async fn unknown_routes_and_methods_answer_in_the_envelope_with_a_request_id() {
     )
     .await;
     r.assert_error(405, "method_not_allowed");
+    assert_eq!(
+        r.header("allow"),
+        Some("POST"),
+        "RFC 9110: say what is allowed"
+    );
+    let r = Reply::of(
+        api.req(
+            reqwest::Method::PATCH,
+            "/api/v1/queues/cleanup/jobs/x",
+            ADMIN,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD"));
     // A request id that is not sane is replaced.
     let r = Reply::of(
         api.client

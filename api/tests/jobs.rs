@@ -147,6 +147,24 @@ async fn an_idempotency_key_returns_the_first_job() {
     assert_ne!(other.body["id"], first.body["id"]);
     assert_eq!(api.total_jobs().await, 2);
 
+    // Once the first job is deleted, the key has nothing to return: 409, nothing made.
+    let first_id = first.body["id"].as_str().unwrap();
+    let r = api
+        .delete(&format!("/api/v1/queues/cleanup/jobs/{first_id}"), ADMIN)
+        .await;
+    assert_eq!(r.status, 204);
+    let gone = Reply::of(send("nightly-2026-11-22").await.unwrap()).await;
+    gone.assert_error(409, "conflict");
+    assert!(
+        gone.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(first_id),
+        "{}",
+        gone.body
+    );
+    assert_eq!(api.total_jobs().await, 1);
+
     let long = "k".repeat(256);
     let r = Reply::of(
         api.req(
@@ -163,7 +181,7 @@ async fn an_idempotency_key_returns_the_first_job() {
     .await;
     r.assert_error(400, "validation_failed");
     assert_eq!(r.field(), "Idempotency-Key");
-    assert_eq!(api.total_jobs().await, 2);
+    assert_eq!(api.total_jobs().await, 1);
 }
 
 #[tokio::test]

@@ -73,7 +73,8 @@ impl JobsApi {
     /// Checks the payload against the queue's job kind and the options against their
     /// ranges, then enqueues the job. A bad field answers 400 naming it, and nothing is
     /// enqueued. With an `Idempotency-Key` used on this queue within the last 24 hours,
-    /// answers 200 with the first job instead of creating another.
+    /// answers 200 with the first job instead of creating another (409 if that job has
+    /// been deleted since).
     #[oai(
         path = "/queues/:queue/jobs",
         method = "post",
@@ -131,6 +132,14 @@ impl JobsApi {
         let e = state.queues().get(name).enqueue(job).await?;
         metrics::counter!(drover_queue::metrics::ENQUEUED, "queue" => name.as_str())
             .increment(u64::from(e.created));
+        // A replayed key names the first job; if that job was deleted (or cleaned) since,
+        // there is nothing to return, and nothing was created: say so.
+        if !e.created && find_in_queue(&state, name, &e.id).await?.is_none() {
+            return Err(ApiError::conflict(format!(
+                "this Idempotency-Key was used by job {:?}, which has since been deleted;                  nothing was created: use a new key to submit again",
+                e.id
+            )));
+        }
         let view = SubmittedJob {
             links: links(name.as_str(), &e.id),
             queue: name.as_str().to_owned(),
@@ -170,8 +179,11 @@ impl JobsApi {
         /// Which jobs (default `waiting`).
         #[oai(name = "state", default = "default_state")]
         job_state: Query<JobStateView>,
-        /// The `next_cursor` of the previous page.
-        #[oai(validator(max_length = 200))]
+        /// The `next_cursor` of the previous page (opaque: pass it back as it came).
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
+        ))]
         cursor: Query<Option<String>>,
         /// Jobs per page, 1 to 1000 (default 50).
         #[oai(

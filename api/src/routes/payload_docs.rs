@@ -172,13 +172,13 @@ impl Example for AggregationPayloadDoc {
 #[oai(rename = "Retention")]
 pub struct RetentionDoc {
     /// Completed jobs stay in Redis this long, then move to the archive (default 24).
-    #[oai(validator(maximum(value = "87840")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
     pub completed_hours: Option<u32>,
     /// Failed jobs stay in Redis this long, then move to the archive (default 168).
-    #[oai(validator(maximum(value = "87840")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
     pub failed_hours: Option<u32>,
     /// Export files are deleted this long after they were made (default 168).
-    #[oai(validator(maximum(value = "87840")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
     pub exports_hours: Option<u32>,
 }
 

@@ -197,7 +197,7 @@ pub struct CleanRequest {
     /// `completed` or `failed`.
     pub state: CleanState,
     /// Only jobs that finished at least this many ms ago (at most one year).
-    #[oai(validator(maximum(value = "31622400000")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "31622400000")))]
     pub grace_ms: u64,
     /// At most this many jobs, oldest first: 1 to 100000 (default 1000).
     #[oai(

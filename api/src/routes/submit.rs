@@ -42,7 +42,7 @@ pub struct BackoffBody {
     #[serde(rename = "type")]
     pub kind: BackoffType,
     /// The first delay, in ms (at most one day).
-    #[oai(validator(maximum(value = "86400000")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "86400000")))]
     pub delay_ms: u64,
     /// Growth per attempt, 1 to 10 (default 2).
     #[oai(
@@ -54,7 +54,7 @@ pub struct BackoffBody {
     /// The largest delay, in ms, at least `delay_ms` (default one hour, at most seven days).
     #[oai(
         default = "default_max_delay_ms",
-        validator(maximum(value = "604800000"))
+        validator(minimum(value = "0"), maximum(value = "604800000"))
     )]
     #[serde(default = "default_max_delay_ms")]
     pub max_delay_ms: u64,
@@ -78,12 +78,12 @@ fn default_max_delay_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct JobOptionsBody {
     /// Run no earlier than this many ms from now (at most one year).
-    #[oai(validator(maximum(value = "31622400000")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "31622400000")))]
     pub delay_ms: Option<u64>,
     /// Run no earlier than this time, at most one year ahead (wins over `delay_ms`).
     pub run_at: Option<DateTime<Utc>>,
     /// 0 (default) to 1000; higher runs first, FIFO within a priority.
-    #[oai(validator(maximum(value = "1000")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
     pub priority: Option<u16>,
     /// Attempts before the job fails for good, 1 to 1000 (default: the queue's).
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
