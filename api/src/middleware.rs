@@ -46,7 +46,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .map(str::to_owned)
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
         req.extensions_mut().insert(RequestId(id.clone()));
-        let method = req.method().to_string();
+        let method = method_label(req.method());
         let path = req.uri().path().to_owned();
         // `api_key` (the key's id) is filled in once the key is verified (`auth`).
         let span = tracing::info_span!(
@@ -64,11 +64,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         };
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
+        // Labels are static strings where possible: no allocation per request, and a
+        // bounded set of series whatever clients send.
         let route = resp
             .data::<OperationId>()
-            .map(|o| o.0.to_owned())
-            .unwrap_or_else(|| fallback_route(&path));
-        metrics::counter!("drover_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+            .map_or_else(|| fallback_route(&path), |o| o.0);
+        metrics::counter!("drover_http_requests_total", "route" => route, "method" => method, "status" => status_label(status))
             .increment(1);
         metrics::histogram!("drover_http_request_duration_seconds", "route" => route, "method" => method)
             .record(elapsed.as_secs_f64());
@@ -94,12 +95,52 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 }
 
 /// A bounded label for requests that matched no operation (docs, metrics, 404s).
-fn fallback_route(path: &str) -> String {
+fn fallback_route(path: &str) -> &'static str {
     match path {
-        "/health" | "/ready" | "/metrics" | "/openapi.json" => path.to_owned(),
-        p if p.starts_with("/docs") => "/docs".to_owned(),
-        _ => "unmatched".to_owned(),
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
+        p if p.starts_with("/docs") => "/docs",
+        _ => "unmatched",
     }
+}
+
+/// The method as a label: the standard ones, or `other` (clients may send any token).
+fn method_label(m: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status as a label, without allocating for the statuses the API answers.
+fn status_label(status: u16) -> metrics::SharedString {
+    let s = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(s)
 }
 
 /// Refuses request bodies over the limit with 413, before anything reads them.
