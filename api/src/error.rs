@@ -185,13 +185,30 @@ impl From<QueueError> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database cannot be reached; retry shortly")
-            }
-            other => ApiError::internal(other),
+        if db_unreachable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::unavailable("the database cannot be reached; retry shortly")
+        } else {
+            ApiError::internal(e)
         }
+    }
+}
+
+/// Whether a database error means the database could not be reached (as opposed to a
+/// query it refused): connecting failed, the pool had nothing to give, or the connection
+/// broke mid-query.
+fn db_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            matches!(
+                **s,
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
     }
 }
 

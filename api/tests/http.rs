@@ -178,3 +178,42 @@ async fn redis_down_answers_503_quickly_and_recovers() {
     .await;
     assert_eq!(api.get("/ready", "").await.status, 200);
 }
+
+#[tokio::test]
+async fn database_down_answers_503() {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    // Only PostgreSQL can be taken away from under a running API.
+    let Some(db) = drover_tests::TestDb::postgres().await else {
+        return;
+    };
+    let api = TestApi::builder().db(db).start().await;
+    let row = api
+        .dbc
+        .query_one_raw(Statement::from_string(
+            api.dbc.get_database_backend(),
+            "SELECT current_database() AS name",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let name: String = row.try_get("", "name").unwrap();
+    let server = sea_orm::Database::connect(std::env::var("TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    server
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+
+    // A key the cache has not seen must be looked up: the database is gone.
+    let started = Instant::now();
+    let r = api
+        .get("/api/v1/queues", "a-key-never-seen-0123456789")
+        .await;
+    r.assert_error(503, "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let ready = api.get("/ready", "").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["services"]["database"], "down");
+}
