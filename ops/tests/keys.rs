@@ -94,11 +94,14 @@ fn drover_up_makes_and_prints_a_dev_admin_key_when_there_is_none() {
             cmd.env_remove(k);
         }
     }
+    // The machine's Redis; never a redis-server of drover up's own, which would outlive
+    // the test if it failed half-way.
     let mut child = cmd
         .arg("up")
         .env("DROVER_DATA_DIR", data.path())
         .env("DROVER_API_ADDR", format!("127.0.0.1:{port}"))
         .env("REDIS_URL", drover_tests::shared_redis_url())
+        .env("DROVER_REDIS_SERVER", "/nonexistent/redis-server")
         .env("DROVER_REDIS_NAMESPACE", drover_tests::namespace())
         .env("DROVER_WORKER_METRICS_ADDR", "off")
         .env("RUST_LOG", "warn")
@@ -107,6 +110,7 @@ fn drover_up_makes_and_prints_a_dev_admin_key_when_there_is_none() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -140,10 +144,10 @@ fn drover_up_makes_and_prints_a_dev_admin_key_when_there_is_none() {
         .await
     });
     assert_eq!(status, 200);
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
+    while child.0.try_wait().unwrap().is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "drover up did not stop"
@@ -162,4 +166,16 @@ fn drover_up_makes_and_prints_a_dev_admin_key_when_there_is_none() {
         1,
         "{list}"
     );
+}
+
+/// A child process killed (and reaped) if the test ends before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
