@@ -29,6 +29,14 @@ migrate:
 bench jobs="100000" concurrency="50":
     cargo run --release -- bench queue --jobs {{jobs}} --concurrency {{concurrency}}
 
+# Benchmark job submission over HTTP with wrk, 32 keep-alive connections (see docs/BENCHMARKS.md)
+bench-api duration="30s" connections="32":
+    BENCH_DURATION={{duration}} BENCH_CONNECTIONS={{connections}} ops/scripts/bench-api.sh
+
+# Contract-test the HTTP API with schemathesis against a fresh drover-api (see docs/CONTRACT.md)
+contract examples="100" seed="1":
+    CONTRACT_EXAMPLES={{examples}} CONTRACT_SEED={{seed}} ops/scripts/contract.sh
+
 # Run exactly what CI runs
 ci:
     bash .ci/run

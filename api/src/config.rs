@@ -7,17 +7,25 @@
 //! | `DROVER_API_ADDR` | `127.0.0.1:8080` | where to listen |
 //! | `DROVER_API_KEYS` | none | `role:key,role:key`; roles are `submitter` and `admin` |
 //! | `DROVER_API_BODY_LIMIT` | `1048576` | largest JSON request body, in bytes |
+//! | `DROVER_API_KEY_CACHE_MS` | `5000` | how long a verified key is trusted without asking the database; a revoked key stops working within this (0: ask every time) |
+//! | `DROVER_API_RATE_SUBMITTER` | `100` | requests per second each submitter key may make, on average (0: no limit) |
+//! | `DROVER_API_BURST_SUBMITTER` | twice the rate | requests a submitter key may make at once after a quiet spell |
+//! | `DROVER_API_RATE_ADMIN` | `100` | requests per second each admin key may make, on average (0: no limit) |
+//! | `DROVER_API_BURST_ADMIN` | twice the rate | requests an admin key may make at once after a quiet spell |
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use drover_jobs::config::CommonConfig;
 use drover_jobs::env::{ConfigError, Env};
 
+use crate::auth::Role;
+
 /// A key given in `DROVER_API_KEYS`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfiguredKey {
-    /// `submitter` or `admin`.
-    pub role: String,
+    /// What the key may do.
+    pub role: Role,
     /// The secret itself.
     pub key: String,
 }
@@ -31,6 +39,23 @@ impl std::fmt::Debug for ConfiguredKey {
     }
 }
 
+/// A token bucket: `per_second` tokens flow in, up to `burst`; each request takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Average requests per second; 0 turns the limit off.
+    pub per_second: u32,
+    /// Most requests at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Whether requests are limited at all.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.per_second > 0
+    }
+}
+
 /// The API's settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -38,7 +63,15 @@ pub struct ApiConfig {
     pub addr: SocketAddr,
     pub api_keys: Vec<ConfiguredKey>,
     pub body_limit: usize,
+    /// How long a verified key is trusted before the database is asked again: the
+    /// bound on how long a revoked key keeps working.
+    pub key_cache_ttl: Duration,
+    pub rate_submitter: RateLimit,
+    pub rate_admin: RateLimit,
 }
+
+/// Default requests per second per key.
+pub const DEFAULT_RATE: u64 = 100;
 
 /// Shortest API key accepted: shorter keys can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -58,13 +91,36 @@ impl ApiConfig {
             1024 * 1024,
             1024..=1024 * 1024 * 1024,
         )? as usize;
+        let key_cache_ttl = env.millis(
+            "DROVER_API_KEY_CACHE_MS",
+            Duration::from_secs(5),
+            0..=60_000,
+        )?;
         Ok(Self {
             common,
             addr,
             api_keys,
             body_limit,
+            key_cache_ttl,
+            rate_submitter: rate_limit(env, "SUBMITTER")?,
+            rate_admin: rate_limit(env, "ADMIN")?,
         })
     }
+}
+
+/// Reads `DROVER_API_RATE_<ROLE>` and `DROVER_API_BURST_<ROLE>`.
+fn rate_limit(env: &Env, role: &str) -> Result<RateLimit, ConfigError> {
+    let rate_var = format!("DROVER_API_RATE_{role}");
+    let burst_var = format!("DROVER_API_BURST_{role}");
+    let per_second = env.number(&rate_var, DEFAULT_RATE, 0..=10_000_000)?;
+    let burst = env.number(&burst_var, (per_second * 2).max(1), 1..=100_000_000)?;
+    if per_second > 0 && burst < 1 {
+        return Err(ConfigError::new(&burst_var, "must be at least 1"));
+    }
+    Ok(RateLimit {
+        per_second: u32::try_from(per_second).unwrap_or(u32::MAX),
+        burst: u32::try_from(burst).unwrap_or(u32::MAX),
+    })
 }
 
 /// Parses `role:key,role:key`.
@@ -84,7 +140,7 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
             ));
         };
         let role = role.trim();
-        if role != "submitter" && role != "admin" {
+        let Ok(role) = role.parse::<Role>() else {
             return Err(ConfigError::new(
                 var,
                 format!(
@@ -92,7 +148,7 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
                     i + 1
                 ),
             ));
-        }
+        };
         let key = key.trim();
         if key.len() < MIN_KEY_LEN || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError::new(
@@ -104,7 +160,7 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
             ));
         }
         keys.push(ConfiguredKey {
-            role: role.to_owned(),
+            role,
             key: key.to_owned(),
         });
     }
@@ -128,7 +184,7 @@ mod tests {
     fn keys_parse_and_are_checked() {
         let k = parse_keys("admin:0123456789abcdef, submitter:fedcba9876543210").unwrap();
         assert_eq!(k.len(), 2);
-        assert_eq!(k[1].role, "submitter");
+        assert_eq!(k[1].role, Role::Submitter);
         assert!(
             parse_keys("root:0123456789abcdef")
                 .unwrap_err()
@@ -143,5 +199,31 @@ mod tests {
         );
         assert!(parse_keys("admin").is_err());
         assert!(format!("{:?}", k[0]).contains("***"));
+    }
+
+    #[test]
+    fn rate_limits_default_and_are_checked() {
+        let c = ApiConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(
+            c.rate_submitter,
+            RateLimit {
+                per_second: 100,
+                burst: 200
+            }
+        );
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(5));
+        let c = ApiConfig::from_env(&Env::from_pairs([
+            ("DROVER_API_RATE_ADMIN", "0"),
+            ("DROVER_API_BURST_SUBMITTER", "7"),
+        ]))
+        .unwrap();
+        assert!(!c.rate_admin.is_enabled());
+        assert_eq!(c.rate_submitter.burst, 7);
+        let e =
+            ApiConfig::from_env(&Env::from_pairs([("DROVER_API_BURST_ADMIN", "0")])).unwrap_err();
+        assert_eq!(e.var, "DROVER_API_BURST_ADMIN");
+        let e =
+            ApiConfig::from_env(&Env::from_pairs([("DROVER_API_KEY_CACHE_MS", "x")])).unwrap_err();
+        assert_eq!(e.var, "DROVER_API_KEY_CACHE_MS");
     }
 }

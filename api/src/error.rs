@@ -7,6 +7,7 @@
 use drover_queue::QueueError;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
+use poem_openapi::error::{ContentTypeError, ParseParamError};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -14,8 +15,8 @@ use poem_openapi::{ApiResponse, Object};
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code: `bad_request`, `validation_failed`, `unauthorized`,
-    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`, `rate_limited`,
-    /// `unavailable`, `internal`.
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `rate_limited`, `unavailable`, `internal`.
     pub code: String,
     /// What happened and what to do about it, for a person.
     pub message: String,
@@ -36,9 +37,14 @@ pub enum ApiError {
     /// The request is malformed or invalid; nothing was changed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// No valid API key was given.
+    /// No valid API key was given: send one as `Authorization: Bearer <key>`.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(
+        Json<ErrorBody>,
+        /// `Bearer`: how to authenticate.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
     /// The API key's role does not allow this.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
@@ -51,16 +57,35 @@ pub enum ApiError {
     /// The request body is larger than the limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The body is not JSON: send it with `Content-Type: application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many requests for this key; retry after the `Retry-After` seconds.
     #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds until the key may make another request.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Something broke on our side.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
     /// Redis or the database cannot be reached; retry shortly.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds after which a retry may succeed.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
+
+/// How a 401 tells the client to authenticate.
+pub const WWW_AUTHENTICATE: &str = "Bearer";
+
+/// Seconds a client should wait before retrying a 503.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 
 fn body(
     code: &str,
@@ -97,7 +122,10 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::Unauthorized(body("unauthorized", message, None))
+        Self::Unauthorized(
+            body("unauthorized", message, None),
+            WWW_AUTHENTICATE.to_owned(),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -124,7 +152,10 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::Unavailable(body("unavailable", message, None))
+        Self::Unavailable(
+            body("unavailable", message, None),
+            UNAVAILABLE_RETRY_AFTER_S,
+        )
     }
 
     /// An unexpected error: logged in full, answered without internals.
@@ -154,51 +185,116 @@ impl From<QueueError> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database cannot be reached; retry shortly")
-            }
-            other => ApiError::internal(other),
+        if db_unreachable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::unavailable("the database cannot be reached; retry shortly")
+        } else {
+            ApiError::internal(e)
         }
+    }
+}
+
+/// Whether a database error means the database could not be reached (as opposed to a
+/// query it refused): connecting failed, the pool had nothing to give, or the connection
+/// broke mid-query.
+fn db_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            matches!(
+                **s,
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
     }
 }
 
 /// Rewrites any error that did not come from a handler into the error envelope.
 pub async fn envelope(err: poem::Error) -> Response {
     if err.is_from_response() {
-        // Already an answer of ours (an `ApiError` a handler returned).
+        // Already an answer of ours (an `ApiError` a handler or a checker returned).
         return err.into_response();
     }
-    let status = err.status();
-    let (code, message) = match status {
-        StatusCode::NOT_FOUND => (
-            "not_found",
-            "no such route: see /docs for the API".to_owned(),
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this route does not take that method".to_owned(),
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "the request body is larger than the limit".to_owned(),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+    let api_error = if let Some(p) = err.downcast_ref::<ParseParamError>() {
+        let reason = if p.reason.contains("Expect a valid enumeration value") {
+            match p.name {
+                "state" => "must be waiting, delayed, active, completed or failed".to_owned(),
+                _ => "is not one of the values in the API's document (/openapi.json)".to_owned(),
+            }
+        } else {
+            humanize(&clean_parse_message(&p.reason))
+        };
+        ApiError::validation(p.name, reason)
+    } else if let Some(c) = err.downcast_ref::<ContentTypeError>() {
+        ApiError::UnsupportedMediaType(body(
             "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json".to_owned(),
-        ),
-        s if s.is_client_error() => ("bad_request", clean_parse_message(&err.to_string())),
-        _ => {
-            tracing::error!(error = %err, "request failed");
-            (
-                "internal",
-                "an unexpected error occurred; it has been logged".to_owned(),
-            )
+            format!("{c}: send the body as JSON with Content-Type: application/json"),
+            None,
+        ))
+    } else {
+        match err.status() {
+            StatusCode::UNAUTHORIZED => {
+                ApiError::unauthorized("send an API key as the header Authorization: Bearer <key>")
+            }
+            StatusCode::NOT_FOUND => ApiError::not_found("no such route: see /docs for the API"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let b = body(
+                    "method_not_allowed",
+                    "this route does not take that method: see /docs for the API",
+                    None,
+                );
+                return b
+                    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+                    .into_response();
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body(
+                "payload_too_large",
+                "the request body is larger than the limit",
+                None,
+            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body(
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+                None,
+            )),
+            s if s.is_client_error() => {
+                let b = body("bad_request", clean_parse_message(&err.to_string()), None);
+                return b.with_status(s).into_response();
+            }
+            _ => ApiError::internal(&err),
         }
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    poem::web::Json(body).with_status(status).into_response()
+    api_error.into_response()
+}
+
+/// Says poem-openapi's validator failures (`verification failed. maximum(1000,
+/// exclusive: false)`) in words (`must be at most 1000`).
+fn humanize(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let arg = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.split([',', ')']).next())
+            .map(str::trim)
+    };
+    if let Some(n) = arg("maximum") {
+        format!("must be at most {n}")
+    } else if let Some(n) = arg("minimum") {
+        format!("must be at least {n}")
+    } else if let Some(n) = arg("maxLength") {
+        format!("must be at most {n} characters long")
+    } else if let Some(n) = arg("minLength") {
+        format!("must be at least {n} characters long")
+    } else if rule.starts_with("pattern") {
+        "does not have the expected form: pass back a value this API returned".to_owned()
+    } else {
+        reason.to_owned()
+    }
 }
 
 /// Keeps the useful part of poem-openapi's parse errors.
@@ -208,4 +304,27 @@ fn clean_parse_message(msg: &str) -> String {
         return "the request is malformed".to_owned();
     }
     msg.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+
+    #[test]
+    fn validator_failures_read_as_words() {
+        assert_eq!(
+            humanize("verification failed. maximum(1000, exclusive: false)"),
+            "must be at most 1000"
+        );
+        assert_eq!(
+            humanize("verification failed. minimum(1, exclusive: false)"),
+            "must be at least 1"
+        );
+        assert_eq!(
+            humanize("verification failed. maxLength(255)"),
+            "must be at most 255 characters long"
+        );
+        assert!(humanize("verification failed. pattern(\"^x$\")").starts_with("does not"));
+        assert_eq!(humanize("something else"), "something else");
+    }
 }

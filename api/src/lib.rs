@@ -3,16 +3,20 @@
 //! # Layout
 //!
 //! - [`config`]: the settings, read once at start.
-//! - [`state`]: what every handler shares (Redis, queues, database, metrics).
+//! - [`state`]: what every handler shares (Redis, queues, database, key cache, limiter).
+//! - [`auth`]: API keys with roles, and the per-key rate limit.
 //! - [`error`]: the one error shape of every 4xx and 5xx.
-//! - [`middleware`]: request ids, request logs and HTTP metrics.
+//! - [`payload`]: JSON bodies whose errors name the field at fault.
+//! - [`middleware`]: request ids, request logs, HTTP metrics and the body limit.
 //! - [`routes`]: the operations, one module per resource.
-//! - [`openapi`]: the OpenAPI service that gathers them.
+//! - [`openapi`]: the OpenAPI service that gathers them, and the served document.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
+pub mod payload;
 pub mod routes;
 pub mod state;
 
@@ -28,35 +32,83 @@ use poem::{EndpointExt, Route, Server, get};
 use crate::config::ApiConfig;
 use crate::state::AppState;
 
-/// Connects to Redis and the database (migrating it unless told not to).
+/// Connects to Redis and the database (migrating it unless told not to), and brings
+/// the database's keys in line with `DROVER_API_KEYS`.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or when `DROVER_ENV=prod` and no
+/// API key works: a production API that nobody can call, or that anybody could, is a
+/// configuration mistake.
 pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
     let metrics = drover_jobs::telemetry::prometheus();
-    let stores = connect::Stores::open(&config.common).await?;
-    Ok(AppState::new(
-        config,
-        stores.redis,
-        stores.queues,
-        stores.db,
-        metrics,
-    ))
+    let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    let sync = auth::keys::sync_env_keys(&db, &config.api_keys)
+        .await
+        .context("store the keys of DROVER_API_KEYS")?;
+    if sync.still_revoked > 0 {
+        tracing::warn!(
+            keys = sync.still_revoked,
+            "DROVER_API_KEYS lists keys that were revoked: they stay revoked"
+        );
+    }
+    let active = auth::keys::count_active(&db)
+        .await
+        .context("count the API keys")?;
+    if active == 0 {
+        if config.common.is_dev() {
+            tracing::warn!(
+                "no API key: every request will be refused; set DROVER_API_KEYS or run \
+                 `drover keys create --role admin`"
+            );
+        } else {
+            anyhow::bail!(
+                "DROVER_ENV=prod and no API key: set DROVER_API_KEYS (role:key,…) or run \
+                 `drover keys create --role admin`"
+            );
+        }
+    }
+    tracing::info!(
+        active,
+        added = sync.added,
+        revoked = sync.revoked,
+        "API keys ready"
+    );
+    Ok(AppState::new(config, redis, queues, db, metrics))
 }
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
-    let api = openapi::service(state.clone());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let api = openapi::service();
+    let spec = openapi::spec_json(&api);
+    let docs = openapi::swagger_html(&api);
+    let mut methods = openapi::allowed_methods(&spec);
+    for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs"] {
+        methods.push((path.to_owned(), "GET, HEAD".to_owned()));
+    }
     let limit = state.config().body_limit;
     Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at(
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec.clone())
+            })),
+        )
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(move |_| {
+                poem::web::Html(docs.clone())
+            })),
+        )
         .at("/health", get(routes::health::health))
         .at("/ready", get(routes::health::ready))
         .at("/metrics", get(routes::health::metrics))
         .with(middleware::BodyLimit(limit))
         .data(state)
         .catch_all_error(error::envelope)
+        .with(middleware::AllowOn405(std::sync::Arc::new(methods)))
         .with(middleware::Observe)
 }
 

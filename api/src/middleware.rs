@@ -46,9 +46,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .map(str::to_owned)
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
         req.extensions_mut().insert(RequestId(id.clone()));
-        let method = req.method().to_string();
+        let method = method_label(req.method());
         let path = req.uri().path().to_owned();
-        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        // `api_key` (the key's id) is filled in once the key is verified (`auth`).
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %method,
+            path = %path,
+            api_key = tracing::field::Empty
+        );
         let started = Instant::now();
         let res = self.inner.call(req).instrument(span.clone()).await;
         let mut resp = match res {
@@ -57,11 +64,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         };
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
+        // Labels are static strings where possible: no allocation per request, and a
+        // bounded set of series whatever clients send.
         let route = resp
             .data::<OperationId>()
-            .map(|o| o.0.to_owned())
-            .unwrap_or_else(|| fallback_route(&path));
-        metrics::counter!("drover_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+            .map_or_else(|| fallback_route(&path), |o| o.0);
+        metrics::counter!("drover_http_requests_total", "route" => route, "method" => method, "status" => status_label(status))
             .increment(1);
         metrics::histogram!("drover_http_request_duration_seconds", "route" => route, "method" => method)
             .record(elapsed.as_secs_f64());
@@ -87,12 +95,52 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 }
 
 /// A bounded label for requests that matched no operation (docs, metrics, 404s).
-fn fallback_route(path: &str) -> String {
+fn fallback_route(path: &str) -> &'static str {
     match path {
-        "/health" | "/ready" | "/metrics" | "/openapi.json" => path.to_owned(),
-        p if p.starts_with("/docs") => "/docs".to_owned(),
-        _ => "unmatched".to_owned(),
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
+        p if p.starts_with("/docs") => "/docs",
+        _ => "unmatched",
     }
+}
+
+/// The method as a label: the standard ones, or `other` (clients may send any token).
+fn method_label(m: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status as a label, without allocating for the statuses the API answers.
+fn status_label(status: u16) -> metrics::SharedString {
+    let s = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(s)
 }
 
 /// Refuses request bodies over the limit with 413, before anything reads them.
@@ -144,5 +192,88 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             None => {}
         }
         self.inner.call(req).await
+    }
+}
+
+/// Adds the `Allow` header to a 405 (RFC 9110): the methods the path does take.
+///
+/// The table comes from the OpenAPI document (path templates such as
+/// `/api/v1/queues/{queue}/pause`) plus the plain routes; the most literal template that
+/// matches the path wins, as in the router.
+pub struct AllowOn405(pub std::sync::Arc<Vec<(String, String)>>);
+
+impl<E: Endpoint> Middleware<E> for AllowOn405 {
+    type Output = AllowOn405Endpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        AllowOn405Endpoint {
+            inner: ep,
+            table: self.0.clone(),
+        }
+    }
+}
+
+/// See [`AllowOn405`].
+pub struct AllowOn405Endpoint<E> {
+    inner: E,
+    table: std::sync::Arc<Vec<(String, String)>>,
+}
+
+/// The allowed methods of the best template for `path`.
+fn allowed<'a>(table: &'a [(String, String)], path: &str) -> Option<&'a str> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    table
+        .iter()
+        .filter_map(|(template, methods)| {
+            let t: Vec<&str> = template.split('/').collect();
+            if t.len() != segs.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (a, b) in t.iter().zip(&segs) {
+                if a.starts_with('{') {
+                    continue;
+                }
+                if a != b {
+                    return None;
+                }
+                literal += 1;
+            }
+            Some((literal, methods.as_str()))
+        })
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, m)| m)
+}
+
+impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let path = req.uri().path().to_owned();
+        let mut resp = self.inner.call(req).await?.into_response();
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(methods) = allowed(&self.table, &path)
+            && let Ok(v) = HeaderValue::from_str(methods)
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn the_most_literal_template_wins() {
+        let t = vec![
+            ("/api/v1/queues/metrics".to_owned(), "GET".to_owned()),
+            ("/api/v1/queues/{queue}/pause".to_owned(), "POST".to_owned()),
+            ("/api/v1/queues/{queue}".to_owned(), "DELETE".to_owned()),
+        ];
+        assert_eq!(allowed(&t, "/api/v1/queues/metrics"), Some("GET"));
+        assert_eq!(allowed(&t, "/api/v1/queues/export/pause"), Some("POST"));
+        assert_eq!(allowed(&t, "/api/v1/queues/export/pause/"), Some("POST"));
+        assert_eq!(allowed(&t, "/api/v1/other"), None);
     }
 }

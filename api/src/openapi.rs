@@ -1,24 +1,190 @@
 //! The OpenAPI document: every operation, generated from the code.
+//!
+//! [`service`] gathers the per-resource API structs. [`spec_json`] is the document
+//! served at `/openapi.json` (and shown at `/docs`): poem-openapi's, with two things
+//! poem-openapi cannot express added:
+//!
+//! - our request bodies reject unknown fields (serde's `deny_unknown_fields`, see
+//!   [`crate::payload`]), so every object schema reachable from a request body gets
+//!   `additionalProperties: false`: generated clients and contract tests then know that
+//!   extra fields are refused;
+//! - the job a submission returns is linked (OpenAPI `links`) to the operations that take
+//!   its id, so tools can follow a job from its submission.
+
+use std::collections::BTreeSet;
 
 use poem_openapi::{OpenApiService, Tags};
+use serde_json::Value;
 
 use crate::routes::jobs::JobsApi;
-use crate::state::AppState;
+use crate::routes::queues::QueuesApi;
+use crate::routes::workers::WorkersApi;
 
 /// The groups of operations in the docs.
 #[derive(Tags)]
 pub enum ApiTags {
-    /// Submitting and reading jobs.
+    /// Submitting, reading and steering jobs.
     Jobs,
+    /// Running the queues: metrics, pause, resume, clean.
+    Queues,
+    /// The workers that run the jobs.
+    Workers,
 }
 
 /// The API's operations, as one service.
-pub type Apis = JobsApi;
+pub type Apis = (JobsApi, QueuesApi, WorkersApi);
 
-/// Builds the OpenAPI service over `state`.
-pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(JobsApi { state }, "Drover", env!("CARGO_PKG_VERSION")).description(
-        "Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow \
-             their progress, and run the queues.",
+const DESCRIPTION: &str = "\
+Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
+progress, and run the queues.
+
+**Authentication.** Send an API key as `Authorization: Bearer <key>`. Submitter keys may \
+submit and read jobs; admin keys may do everything. A missing or unknown key answers 401, \
+a key whose role does not allow the operation 403.
+
+**Rate limits.** Each key has a token bucket; an empty one answers 429 with `Retry-After` \
+(seconds).
+
+**Errors.** Every 4xx and 5xx answers `{\"error\": {\"code\", \"message\", \"details\"}}`; \
+`details.field` names the field at fault in a 400. A rejected request changes nothing.
+
+**Request ids.** Every response carries `X-Request-Id` (the request's own, if it sent a \
+sane one); a submitted job keeps it as `request_id`.";
+
+/// Builds the OpenAPI service.
+#[must_use]
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (JobsApi, QueuesApi, WorkersApi),
+        "Drover",
+        env!("CARGO_PKG_VERSION"),
     )
+    .description(DESCRIPTION)
+}
+
+/// The document served at `/openapi.json` (see the module documentation).
+#[must_use]
+pub fn spec_json(service: &OpenApiService<Apis, ()>) -> String {
+    let raw = service.spec();
+    let Ok(mut doc) = serde_json::from_str::<Value>(&raw) else {
+        return raw;
+    };
+    close_request_schemas(&mut doc);
+    link_submitted_jobs(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or(raw)
+}
+
+/// The Swagger UI page, showing [`spec_json`]'s document.
+#[must_use]
+pub fn swagger_html(service: &OpenApiService<Apis, ()>) -> String {
+    service
+        .swagger_ui_html()
+        .replacen(&service.spec(), &spec_json(service), 1)
+}
+
+/// Sets `additionalProperties: false` on the object schemas request bodies use.
+fn close_request_schemas(doc: &mut Value) {
+    let mut todo = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for op in paths
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|p| p.values())
+        {
+            if let Some(body) = op.get("requestBody") {
+                collect_refs(body, &mut todo);
+            }
+        }
+    }
+    let mut closed = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) else {
+            continue;
+        };
+        collect_refs(schema, &mut todo);
+        if let Some(obj) = schema.as_object_mut()
+            && obj.get("type").and_then(Value::as_str) == Some("object")
+            && obj.contains_key("properties")
+        {
+            obj.insert("additionalProperties".to_owned(), Value::Bool(false));
+        }
+    }
+}
+
+/// Links `add_job`'s 201 to the operations on the job it created.
+fn link_submitted_jobs(doc: &mut Value) {
+    let by_queue_and_id = serde_json::json!({
+        "queue": "$request.path.queue",
+        "id": "$response.body#/id",
+    });
+    let mut links = serde_json::Map::new();
+    for (name, op, params) in [
+        ("GetJob", "get_job", &by_queue_and_id),
+        ("DeleteJob", "delete_job", &by_queue_and_id),
+        ("RetryJob", "retry_job", &by_queue_and_id),
+        ("PromoteJob", "promote_job", &by_queue_and_id),
+        (
+            "FindJob",
+            "find_job",
+            &serde_json::json!({ "id": "$response.body#/id" }),
+        ),
+    ] {
+        links.insert(
+            name.to_owned(),
+            serde_json::json!({ "operationId": op, "parameters": params }),
+        );
+    }
+    // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
+    if let Some(r) = doc
+        .pointer_mut("/paths/~1api~1v1~1queues~1{queue}~1jobs/post/responses/201")
+        .and_then(Value::as_object_mut)
+    {
+        r.insert("links".to_owned(), Value::Object(links));
+    }
+}
+
+/// The methods of every path of the document: `(path template, "GET, POST")`, for the
+/// `Allow` header of a 405.
+#[must_use]
+pub fn allowed_methods(spec: &str) -> Vec<(String, String)> {
+    let Ok(doc) = serde_json::from_str::<Value>(spec) else {
+        return Vec::new();
+    };
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let mut methods: Vec<String> = item
+                .as_object()?
+                .keys()
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+            // The router answers HEAD wherever it answers GET.
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".to_owned());
+            }
+            Some((path.clone(), methods.join(", ")))
+        })
+        .collect()
+}
+
+/// The schema names `$ref`'d anywhere inside `v`.
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str)
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                out.push(name.to_owned());
+            }
+            m.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }

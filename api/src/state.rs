@@ -7,6 +7,8 @@ use drover_queue::Redis;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 
+use crate::auth::cache::KeyCache;
+use crate::auth::rate_limit::RateLimiter;
 use crate::config::ApiConfig;
 
 /// The API's shared state. Cheap to clone.
@@ -21,10 +23,12 @@ struct Inner {
     queues: Queues,
     db: DatabaseConnection,
     metrics: PrometheusHandle,
+    keys: KeyCache,
+    limiter: RateLimiter,
 }
 
 impl AppState {
-    /// Bundles the connections.
+    /// Bundles the connections, with the key cache and the rate limiter over them.
     #[must_use]
     pub fn new(
         config: ApiConfig,
@@ -33,8 +37,17 @@ impl AppState {
         db: DatabaseConnection,
         metrics: PrometheusHandle,
     ) -> Self {
+        let keys = KeyCache::new(db.clone(), config.key_cache_ttl);
+        let limiter = RateLimiter::new(
+            redis.clone(),
+            &config.common.namespace,
+            config.rate_submitter,
+            config.rate_admin,
+        );
         Self {
             inner: Arc::new(Inner {
+                keys,
+                limiter,
                 config,
                 redis,
                 queues,
@@ -67,5 +80,17 @@ impl AppState {
     #[must_use]
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+
+    /// Verifies API keys.
+    #[must_use]
+    pub fn keys(&self) -> &KeyCache {
+        &self.inner.keys
+    }
+
+    /// The per-key rate limits.
+    #[must_use]
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
 }

@@ -18,7 +18,8 @@ pub struct Model {
     pub key_hash: String,
     /// The key's first characters, for display.
     pub key_prefix: String,
-    /// `env` (from `DROVER_API_KEYS`) or `cli` (from `drover keys create`).
+    /// `env` (from `DROVER_API_KEYS`), `cli` (from `drover keys create`) or `dev` (the
+    /// admin key `drover up` makes when there is none).
     pub source: String,
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,

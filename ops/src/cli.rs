@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::keys::KeysCommand;
+
 /// Drover: durable job queues.
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about)]
@@ -18,6 +20,11 @@ pub enum Command {
     Up,
     /// Apply the database migrations to DATABASE_URL.
     Migrate,
+    /// Manage API keys (stored hashed in the database at DATABASE_URL).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Measure Drover's speed (figures as one JSON line).
     #[command(subcommand)]
     Bench(Bench),

@@ -6,10 +6,12 @@
 //! - [`up`]: `drover up`, the whole local stack in one process.
 //! - [`bench`]: `drover bench …`.
 //! - [`embedded_redis`]: the `redis-server` child `drover up` starts when it needs one.
+//! - [`keys`]: `drover keys create | list | revoke`, and the development admin key.
 
 pub mod bench;
 pub mod cli;
 pub mod embedded_redis;
+pub mod keys;
 pub mod up;
 
 use drover_jobs::config::CommonConfig;
@@ -24,6 +26,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Up => up::run(&env).await,
         Command::Migrate => migrate(&env).await,
         Command::Bench(Bench::Queue(args)) => bench::queue::run(args).await,
+        Command::Keys { command } => keys::run(&env, command).await,
     };
     match result {
         Ok(()) => 0,

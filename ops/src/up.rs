@@ -26,13 +26,23 @@ pub async fn run(env: &Env) -> anyhow::Result<()> {
     // One process, one recorder: the API's /metrics shows the worker's series too.
     worker.metrics_addr = None;
     // Migrate once, before the parts start, instead of racing each other.
+    let db = drover_jobs::connect::database(&api.common.database_url).await?;
     if api.common.auto_migrate {
-        let db = drover_jobs::connect::database(&api.common.database_url).await?;
         drover_jobs::connect::migrate(&db).await?;
-        db.close().await.ok();
         api.common.auto_migrate = false;
         worker.common.auto_migrate = false;
     }
+    // In development, a stack nobody can call is no use: with no key at all, make an
+    // admin key and show it. (In production the API refuses to start without one.)
+    let dev_key = if api.common.is_dev() {
+        drover_api::auth::keys::sync_env_keys(&db, &api.api_keys)
+            .await
+            .context("store the keys of DROVER_API_KEYS")?;
+        crate::keys::dev_admin_key(&db).await?
+    } else {
+        None
+    };
+    db.close().await.ok();
 
     let mut embedded = None;
     let url = api.common.redis_url.clone();
@@ -70,6 +80,14 @@ pub async fn run(env: &Env) -> anyhow::Result<()> {
         println!("    API      http://{addr}/api/v1");
         println!("    docs     http://{addr}/docs");
         println!("    metrics  http://{addr}/metrics");
+        if let Some(key) = &dev_key {
+            println!();
+            println!("  No API key was configured, so this development admin key was made:");
+            println!("    {key}");
+            println!("  It is shown only now (only its hash is stored). Use it as");
+            println!("    curl -H 'Authorization: Bearer {key}' http://{addr}/api/v1/queues");
+            println!("  and make more with `drover keys create --role admin|submitter`.");
+        }
         println!("  Ctrl-C stops everything.");
         println!();
         let mut tasks = [

@@ -928,7 +928,8 @@ fn parse_state(s: &str) -> Result<JobState> {
 fn parse_cursor(c: &str) -> Result<(String, String)> {
     let bad = || QueueError::InvalidOptions("cursor is not one this API returned".into());
     let (score, id) = c.split_once('|').ok_or_else(bad)?;
-    if score.parse::<f64>().is_err() || !valid_id(id) {
+    // Redis refuses NaN as a range bound (a script error, not a bad request).
+    if !score.parse::<f64>().is_ok_and(|s| !s.is_nan()) || !valid_id(id) {
         return Err(bad());
     }
     Ok((id.to_owned(), score.to_owned()))
@@ -966,4 +967,18 @@ pub async fn read_events_blocking(
     Ok(reply
         .map(|r| r.keys.iter().flat_map(|k| parse_entries(&k.ids)).collect())
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursors_are_checked_before_they_reach_redis() {
+        assert!(parse_cursor("1712.5|01ABC").is_ok());
+        assert!(parse_cursor("1e5|x").is_ok());
+        for bad in ["NaN|x", "nan|x", "x|01ABC", "1|", "1", "1|a b", "1|../x"] {
+            assert!(parse_cursor(bad).is_err(), "{bad}");
+        }
+    }
 }

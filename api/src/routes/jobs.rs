@@ -1,115 +1,39 @@
-//! Submitting and reading jobs.
+//! The jobs resource: submit, list and read (submitter keys); delete, retry and
+//! promote (admin keys, logic in [`super::job_actions`]).
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
 use drover_jobs::kinds::validate_payload;
-use drover_queue::{Backoff, BackoffKind, JobOptions, NewJob};
+use drover_queue::NewJob;
+use drover_queue::options::MAX_IDEMPOTENCY_KEY_LEN;
+use drover_queue::queue::MAX_PAGE;
 use poem::web::Data;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, OpenApi};
 
-use super::queue_name;
-use super::views::{JobStateView, JobView, links};
+use super::QueueParam;
+use super::job_actions::{DeleteJobResponse, Move, MoveJobResponse, delete_job, move_job};
+use super::lookup::{find_anywhere, find_in_queue};
+use super::submit::{AddJobRequest, SubmittedJob};
+use super::views::{JobPage, JobStateView, JobView, PageLinks, encode_query, links};
+use crate::auth::{AdminKey, SubmitterKey};
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::openapi::ApiTags;
+use crate::payload::JsonBody;
 use crate::state::AppState;
-
-/// How retry delays grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum BackoffType {
-    Exponential,
-    Fixed,
-}
-
-/// A job's retry delay policy.
-#[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
-pub struct BackoffBody {
-    /// `exponential` (`delay_ms · factor^(attempt-1)`, capped) or `fixed`.
-    #[oai(rename = "type")]
-    pub kind: BackoffType,
-    /// The first delay, in ms (at most one day).
-    #[oai(validator(maximum(value = "86400000")))]
-    pub delay_ms: u64,
-    /// Growth per attempt, 1 to 10 (default 2).
-    #[oai(
-        default = "default_factor",
-        validator(minimum(value = "1"), maximum(value = "10"))
-    )]
-    pub factor: f64,
-    /// The largest delay, in ms (default one hour, at most seven days).
-    #[oai(
-        default = "default_max_delay_ms",
-        validator(maximum(value = "604800000"))
-    )]
-    pub max_delay_ms: u64,
-    /// Share of the delay taken off at random, 0 to 1 (default 0).
-    #[oai(default, validator(minimum(value = "0"), maximum(value = "1")))]
-    pub jitter: f64,
-}
-
-fn default_factor() -> f64 {
-    2.0
-}
-
-fn default_max_delay_ms() -> u64 {
-    3_600_000
-}
-
-/// Options of a job; each one omitted takes the queue's default.
-#[derive(Debug, Clone, Default, Object)]
-#[oai(deny_unknown_fields)]
-pub struct JobOptionsBody {
-    /// Run no earlier than this many ms from now (at most one year).
-    #[oai(validator(maximum(value = "31622400000")))]
-    pub delay_ms: Option<u64>,
-    /// Run no earlier than this time (wins over `delay_ms`).
-    pub run_at: Option<DateTime<Utc>>,
-    /// 0 (default) to 1000; higher runs first, FIFO within a priority.
-    #[oai(validator(maximum(value = "1000")))]
-    pub priority: Option<u16>,
-    /// Attempts before the job fails for good, 1 to 1000.
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-    pub max_attempts: Option<u32>,
-    /// Retry delays.
-    pub backoff: Option<BackoffBody>,
-}
-
-/// A job to submit.
-#[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
-pub struct AddJobRequest {
-    /// The job's payload; its shape depends on the queue (see the job kinds in the docs).
-    pub payload: serde_json::Value,
-    #[oai(default)]
-    pub options: JobOptionsBody,
-}
-
-/// A job that was accepted.
-#[derive(Debug, Clone, Object)]
-pub struct SubmittedJob {
-    /// The job's id; for a repeated idempotency key, the first job's.
-    pub id: String,
-    pub queue: String,
-    /// The state right after submission (`waiting` or `delayed`), absent when the
-    /// idempotency key had been used: read the job for its state.
-    #[oai(skip_serializing_if_is_none)]
-    pub state: Option<JobStateView>,
-    /// False when an earlier job owned the idempotency key and nothing was created.
-    pub created: bool,
-    pub links: super::views::JobLinks,
-}
 
 #[derive(ApiResponse)]
 enum AddJobResponse {
-    /// The job was created.
+    /// The job was created; `Location` is its URL.
     #[oai(status = 201)]
-    Created(Json<SubmittedJob>, #[oai(header = "Location")] String),
-    /// A job with this `Idempotency-Key` already exists; nothing was created.
+    Created(
+        Json<SubmittedJob>,
+        /// The job's URL.
+        #[oai(header = "Location")]
+        String,
+    ),
+    /// A job with this `Idempotency-Key` was submitted before; nothing was created and
+    /// this is the first job.
     #[oai(status = 200)]
     Existing(Json<SubmittedJob>),
 }
@@ -121,21 +45,36 @@ enum GetJobResponse {
     Ok(Json<JobView>),
 }
 
-/// Submitting and reading jobs.
-pub struct JobsApi {
-    pub state: AppState,
+#[derive(ApiResponse)]
+enum ListJobsResponse {
+    /// A page of jobs in the state asked for.
+    #[oai(status = 200)]
+    Ok(Json<JobPage>),
 }
 
-/// Longest idempotency key.
-const MAX_KEY: usize = 255;
+/// The jobs resource.
+pub struct JobsApi;
+
+/// Jobs per page when `limit` is not given.
+const DEFAULT_PAGE: u32 = 50;
+
+fn default_limit() -> u32 {
+    DEFAULT_PAGE
+}
+
+fn default_state() -> JobStateView {
+    JobStateView::Waiting
+}
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Jobs")]
 impl JobsApi {
     /// Submit a job
     ///
-    /// Validates the payload against the queue's job kind and enqueues it. With an
-    /// `Idempotency-Key` used within the last 24 hours, returns the first job instead
-    /// of creating another.
+    /// Checks the payload against the queue's job kind and the options against their
+    /// ranges, then enqueues the job. A bad field answers 400 naming it, and nothing is
+    /// enqueued. With an `Idempotency-Key` used on this queue within the last 24 hours,
+    /// answers 200 with the first job instead of creating another (409 if that job has
+    /// been deleted since).
     #[oai(
         path = "/queues/:queue/jobs",
         method = "post",
@@ -143,50 +82,68 @@ impl JobsApi {
     )]
     async fn add_job(
         &self,
-        /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        body: Json<AddJobRequest>,
+        _key: SubmitterKey,
+        state: Data<&AppState>,
         request_id: Data<&RequestId>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// Makes retries of this request safe: a second submission with the same key
+        /// (within 24 hours, on the same queue) creates nothing and returns the first job.
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        idempotency_key: Header<Option<String>>,
+        body: JsonBody<AddJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
+        let name = queue.0.queue()?;
         let body = body.0;
-        if !body.payload.is_object() {
+        let payload = body.payload.0;
+        if !payload.is_object() {
             return Err(ApiError::validation("payload", "must be a JSON object"));
         }
-        validate_payload(name, &body.payload).map_err(|e| {
-            let field = if e.field.is_empty() {
-                "payload".to_owned()
-            } else {
-                format!("payload.{}", e.field)
+        validate_payload(name, &payload).map_err(|e| {
+            // serde reports a missing field at its parent: name the field itself.
+            let missing = e
+                .message
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next());
+            let field = match (e.field.as_str(), missing) {
+                ("", None) => "payload".to_owned(),
+                ("", Some(m)) => format!("payload.{m}"),
+                (f, None) => format!("payload.{f}"),
+                (f, Some(m)) => format!("payload.{f}.{m}"),
             };
             ApiError::validation(&field, e.message)
         })?;
-        let mut options = options(body.options)?;
+        let mut options = body.options.to_options()?;
         if let Some(key) = idempotency_key.0 {
-            if key.is_empty() || key.len() > MAX_KEY || key.chars().any(char::is_control) {
+            if key.is_empty()
+                || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || key.chars().any(char::is_control)
+            {
                 return Err(ApiError::validation(
                     "Idempotency-Key",
-                    "must be 1 to 255 characters",
+                    "must be 1 to 255 bytes with no control characters",
                 ));
             }
             options.idempotency_key = Some(key);
         }
-        let q = self.state.queues().get(name);
-        let job = NewJob::raw(body.payload.to_string())
-            .with_options(options.clone())
+        let job = NewJob::raw(payload.to_string())
+            .with_options(options)
             .with_request_id(request_id.0.0.clone());
-        let e = q.enqueue(job).await?;
+        let e = state.queues().get(name).enqueue(job).await?;
         metrics::counter!(drover_queue::metrics::ENQUEUED, "queue" => name.as_str())
             .increment(u64::from(e.created));
-        let delayed = options.delay.is_some_and(|d| !d.is_zero())
-            || options
-                .run_at_ms
-                .is_some_and(|t| t > drover_queue::queue::now_ms());
+        // A replayed key names the first job; if that job was deleted (or cleaned) since,
+        // there is nothing to return, and nothing was created: say so.
+        if !e.created && find_in_queue(&state, name, &e.id).await?.is_none() {
+            return Err(ApiError::conflict(format!(
+                "this Idempotency-Key was used by job {:?}, which has since been deleted;                  nothing was created: use a new key to submit again",
+                e.id
+            )));
+        }
         let view = SubmittedJob {
             links: links(name.as_str(), &e.id),
             queue: name.as_str().to_owned(),
-            state: e.created.then_some(if delayed {
+            state: e.created.then_some(if body.options.is_delayed() {
                 JobStateView::Delayed
             } else {
                 JobStateView::Waiting
@@ -202,7 +159,70 @@ impl JobsApi {
         })
     }
 
-    /// Get a job
+    /// List jobs
+    ///
+    /// A page of the queue's jobs in one state: waiting, delayed and active jobs in the
+    /// order they run, completed and failed jobs newest first. Pass `next_cursor` back as
+    /// `cursor` for the next page; jobs that change state between pages may be skipped
+    /// or seen twice.
+    #[oai(
+        path = "/queues/:queue/jobs",
+        method = "get",
+        operation_id = "list_jobs"
+    )]
+    async fn list_jobs(
+        &self,
+        _key: SubmitterKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// Which jobs (default `waiting`).
+        #[oai(name = "state", default = "default_state")]
+        job_state: Query<JobStateView>,
+        /// The `next_cursor` of the previous page (opaque: pass it back as it came).
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
+        ))]
+        cursor: Query<Option<String>>,
+        /// Jobs per page, 1 to 1000 (default 50).
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<ListJobsResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let limit = usize::try_from(limit.0)
+            .unwrap_or(MAX_PAGE)
+            .clamp(1, MAX_PAGE);
+        let page = state
+            .queues()
+            .get(name)
+            .list(job_state.0.into(), cursor.0.as_deref(), limit)
+            .await
+            .map_err(|e| match e {
+                drover_queue::QueueError::InvalidOptions(m) => ApiError::validation("cursor", m),
+                other => other.into(),
+            })?;
+        let next = page.next_cursor.as_ref().map(|c| {
+            format!(
+                "/api/v1/queues/{name}/jobs?state={}&limit={limit}&cursor={}",
+                drover_queue::JobState::from(job_state.0),
+                encode_query(c)
+            )
+        });
+        Ok(ListJobsResponse::Ok(Json(JobPage {
+            jobs: page.jobs.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+            links: PageLinks { next },
+        })))
+    }
+
+    /// Get a job of a queue
+    ///
+    /// The job as it is now, from Redis; a finished job that was archived comes from the
+    /// database.
     #[oai(
         path = "/queues/:queue/jobs/:id",
         method = "get",
@@ -210,57 +230,100 @@ impl JobsApi {
     )]
     async fn get_job(
         &self,
-        queue: Path<String>,
+        _key: SubmitterKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
         id: Path<String>,
     ) -> Result<GetJobResponse, ApiError> {
-        let name = queue_name(&queue.0)?;
-        match self.state.queues().get(name).get(&id.0).await? {
-            Some(j) => Ok(GetJobResponse::Ok(Json(j.into()))),
+        let name = queue.0.queue()?;
+        match find_in_queue(&state, name, &id.0).await? {
+            Some(j) => Ok(GetJobResponse::Ok(Json(j))),
             None => Err(ApiError::not_found(format!(
                 "no job {:?} in queue {name}",
                 id.0
             ))),
         }
     }
-}
 
-/// Turns the wire options into queue options, checking what the schema cannot.
-fn options(o: JobOptionsBody) -> Result<JobOptions, ApiError> {
-    let backoff = o.backoff.map(|b| Backoff {
-        kind: match b.kind {
-            BackoffType::Exponential => BackoffKind::Exponential,
-            BackoffType::Fixed => BackoffKind::Fixed,
-        },
-        delay_ms: b.delay_ms,
-        factor: b.factor,
-        max_delay_ms: b.max_delay_ms,
-        jitter: b.jitter,
-    });
-    let opts = JobOptions {
-        delay: o.delay_ms.map(Duration::from_millis),
-        run_at_ms: o.run_at.map(|t| t.timestamp_millis()),
-        priority: o.priority,
-        max_attempts: o.max_attempts,
-        backoff,
-        idempotency_key: None,
-        idempotency_ttl: None,
-    };
-    opts.validate().map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split_whitespace()
-            .next()
-            .unwrap_or("options")
-            .to_owned();
-        ApiError::validation(&format!("options.{field}"), msg)
-    })?;
-    if let Some(at) = o.run_at
-        && at.timestamp_millis() - drover_queue::queue::now_ms() > 366 * 24 * 3600 * 1000
-    {
-        return Err(ApiError::validation(
-            "options.run_at",
-            "must be within one year",
-        ));
+    /// Get a job of any queue
+    ///
+    /// Looks for the job in every queue, then in the archive of finished jobs.
+    #[oai(path = "/jobs/:id", method = "get", operation_id = "find_job")]
+    async fn find_job(
+        &self,
+        _key: SubmitterKey,
+        state: Data<&AppState>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<GetJobResponse, ApiError> {
+        match find_anywhere(&state, &id.0).await? {
+            Some(j) => Ok(GetJobResponse::Ok(Json(j))),
+            None => Err(ApiError::not_found(format!("no job {:?}", id.0))),
+        }
     }
-    Ok(opts)
+
+    /// Delete a job
+    ///
+    /// Deletes a waiting, delayed, completed or failed job. An active job cannot be
+    /// deleted (409): a worker is running it; wait until it finishes.
+    #[oai(
+        path = "/queues/:queue/jobs/:id",
+        method = "delete",
+        operation_id = "delete_job"
+    )]
+    async fn delete_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<DeleteJobResponse, ApiError> {
+        delete_job(&state, &queue.0.0, &id.0).await
+    }
+
+    /// Retry a failed job
+    ///
+    /// Moves a failed job back to `waiting` with its attempts reset; its error history
+    /// is kept. Any other state answers 409.
+    #[oai(
+        path = "/queues/:queue/jobs/:id/retry",
+        method = "post",
+        operation_id = "retry_job"
+    )]
+    async fn retry_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<MoveJobResponse, ApiError> {
+        move_job(&state, &queue.0.0, &id.0, Move::Retry).await
+    }
+
+    /// Promote a delayed job
+    ///
+    /// Runs a delayed job (scheduled, or waiting out a retry backoff) now: it moves to
+    /// `waiting`. Any other state answers 409.
+    #[oai(
+        path = "/queues/:queue/jobs/:id/promote",
+        method = "post",
+        operation_id = "promote_job"
+    )]
+    async fn promote_job(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        /// The job's id.
+        id: Path<String>,
+    ) -> Result<MoveJobResponse, ApiError> {
+        move_job(&state, &queue.0.0, &id.0, Move::Promote).await
+    }
 }

@@ -1,12 +1,16 @@
 //! How jobs and their parts look on the wire.
 
 use chrono::{DateTime, TimeZone, Utc};
+use drover_entities::job_history;
 use drover_queue::{AttemptError, JobRecord, JobState};
+use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
+use serde::Deserialize;
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize)]
+#[oai(rename = "JobState", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum JobStateView {
     Waiting,
     Delayed,
@@ -27,8 +31,21 @@ impl From<JobState> for JobStateView {
     }
 }
 
+impl From<JobStateView> for JobState {
+    fn from(s: JobStateView) -> Self {
+        match s {
+            JobStateView::Waiting => JobState::Waiting,
+            JobStateView::Delayed => JobState::Delayed,
+            JobStateView::Active => JobState::Active,
+            JobStateView::Completed => JobState::Completed,
+            JobStateView::Failed => JobState::Failed,
+        }
+    }
+}
+
 /// One failed attempt.
 #[derive(Debug, Clone, Object)]
+#[oai(rename = "AttemptError")]
 pub struct AttemptErrorView {
     /// The attempt number, from 1.
     pub attempt: u32,
@@ -50,12 +67,13 @@ pub struct JobLinks {
 
 /// A job.
 #[derive(Debug, Clone, Object)]
+#[oai(rename = "Job", example)]
 pub struct JobView {
     /// The job's id (a ULID).
     pub id: String,
     pub queue: String,
     pub state: JobStateView,
-    /// Last reported progress, 0 to 100.
+    /// Last reported progress, 0 to 100 (an archived job: 100 if it completed, else 0).
     pub progress: u8,
     /// Last reported progress message.
     #[oai(skip_serializing_if_is_none)]
@@ -75,7 +93,7 @@ pub struct JobView {
     #[oai(skip_serializing_if_is_none)]
     pub failed_reason: Option<String>,
     pub created_at: DateTime<Utc>,
-    /// When the job is (or was) due to run.
+    /// When the job is (or was) due to run (an archived job: when it was created).
     pub run_at: DateTime<Utc>,
     /// When its last attempt started.
     #[oai(skip_serializing_if_is_none)]
@@ -83,10 +101,50 @@ pub struct JobView {
     /// When it finished, if it has.
     #[oai(skip_serializing_if_is_none)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// The id of the request that submitted it.
+    /// The id of the request that submitted it (its `X-Request-Id`).
     #[oai(skip_serializing_if_is_none)]
     pub request_id: Option<String>,
+    /// When it was moved out of Redis into the database's archive, if it was.
+    #[oai(skip_serializing_if_is_none)]
+    pub archived_at: Option<DateTime<Utc>>,
     pub links: JobLinks,
+}
+
+fn job_example() -> JobView {
+    let id = "01JD4X8Q7W3K9N2M5P6R8T0V1Y";
+    let t = |s: i64| at(1_767_225_600_000 + s * 1000);
+    JobView {
+        id: id.to_owned(),
+        queue: "export".to_owned(),
+        state: JobStateView::Completed,
+        progress: 100,
+        progress_message: Some("12000 rows written".to_owned()),
+        attempts: 2,
+        max_attempts: 3,
+        priority: 0,
+        payload: serde_json::json!({"source": "job_history", "format": "csv"}),
+        result: Some(serde_json::json!({"rows": 12000, "bytes": 1_048_576})),
+        errors: vec![AttemptErrorView {
+            attempt: 1,
+            error: "database is locked".to_owned(),
+            started_at: t(1),
+            failed_at: t(2),
+        }],
+        failed_reason: None,
+        created_at: t(0),
+        run_at: t(0),
+        started_at: Some(t(7)),
+        finished_at: Some(t(9)),
+        request_id: Some("01JD4X8Q7VZJ3C2B1A0S9D8F7G".to_owned()),
+        archived_at: None,
+        links: links("export", id),
+    }
+}
+
+impl Example for JobView {
+    fn example() -> Self {
+        job_example()
+    }
 }
 
 /// Milliseconds since the epoch as a UTC time.
@@ -134,8 +192,90 @@ impl From<JobRecord> for JobView {
             started_at: j.started_at.map(at),
             finished_at: j.finished_at.map(at),
             request_id: j.request_id,
+            archived_at: None,
             id: j.id,
             queue: j.queue,
         }
+    }
+}
+
+impl From<job_history::Model> for JobView {
+    fn from(j: job_history::Model) -> Self {
+        let state = match j.state.as_str() {
+            "completed" => JobStateView::Completed,
+            _ => JobStateView::Failed,
+        };
+        let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+        let errors: Vec<AttemptError> = serde_json::from_str(&j.errors).unwrap_or_default();
+        Self {
+            links: links(&j.queue, &j.id),
+            state,
+            progress: if state == JobStateView::Completed {
+                100
+            } else {
+                0
+            },
+            progress_message: None,
+            attempts: u32::try_from(j.attempts).unwrap_or(0),
+            max_attempts: u32::try_from(j.max_attempts).unwrap_or(0),
+            priority: u16::try_from(j.priority).unwrap_or(0),
+            payload: json(&j.payload).unwrap_or(serde_json::Value::Null),
+            result: j.result.as_deref().and_then(json),
+            errors: errors.iter().map(Into::into).collect(),
+            failed_reason: j.failed_reason,
+            created_at: j.created_at,
+            run_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+            request_id: j.request_id,
+            archived_at: Some(j.archived_at),
+            id: j.id,
+            queue: j.queue,
+        }
+    }
+}
+
+/// A page of jobs.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "JobPage")]
+pub struct JobPage {
+    /// The jobs, in run order (waiting, delayed, active) or newest first (completed, failed).
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+    pub links: PageLinks,
+}
+
+/// Links of a page.
+#[derive(Debug, Clone, Object)]
+pub struct PageLinks {
+    /// The next page, if there is one.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
+/// Encodes a query-string value: everything but unreserved characters as `%XX`.
+#[must_use]
+pub fn encode_query(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query("1712.5|01AB"), "1712.5%7C01AB");
+        assert_eq!(encode_query("a b&c"), "a%20b%26c");
     }
 }

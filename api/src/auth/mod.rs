@@ -1,0 +1,147 @@
+//! Who may call the API: API keys with roles, checked on every operation, and a rate
+//! limit per key.
+//!
+//! A request sends its key as `Authorization: Bearer <key>`. The key's SHA-256 is looked
+//! up in the `api_keys` table ([`keys`]), through a short-lived in-memory cache
+//! ([`cache`]) so that the hot path does not ask the database on every request. Then
+//! the key's role is compared with the operation's: each operation takes either a
+//! [`SubmitterKey`] (any valid key) or an [`AdminKey`] (admin keys only) as a
+//! parameter, which is also how the OpenAPI document shows what each one needs.
+//! Last, the key's token bucket in Redis ([`rate_limit`]) must hold a token.
+//!
+//! | failure | status |
+//! |---|---|
+//! | no `Authorization: Bearer` header, unknown or revoked key | 401 |
+//! | the key's role does not allow the operation | 403 |
+//! | the key's bucket is empty | 429, with `Retry-After` |
+
+pub mod cache;
+pub mod keys;
+pub mod rate_limit;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Submit and read jobs, datasets, exports and events.
+    Submitter,
+    /// Everything, including running the queues.
+    Admin,
+}
+
+impl Role {
+    /// The name, as stored and configured.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a key of this role may call an operation that needs `needed`.
+    #[must_use]
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || needed == Role::Submitter
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not a role.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown role {0:?}: use submitter or admin")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "submitter" => Ok(Role::Submitter),
+            "admin" => Ok(Role::Admin),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+/// The key a request was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's row id: it names the key in logs and its rate-limit bucket.
+    pub key_id: i64,
+    /// The key's name.
+    pub name: Arc<str>,
+    pub role: Role,
+}
+
+/// An API key of either role (submitter or admin), sent as `Authorization: Bearer <key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "API key", checker = "check_submitter")]
+pub struct SubmitterKey(pub Principal);
+
+/// An admin API key, sent as `Authorization: Bearer <key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "API key", checker = "check_admin")]
+pub struct AdminKey(pub Principal);
+
+async fn check_submitter(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    authorize(req, &bearer.token, Role::Submitter).await
+}
+
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    authorize(req, &bearer.token, Role::Admin).await
+}
+
+/// Authenticates `token`, checks its role against `needed`, and takes a token from its
+/// rate-limit bucket.
+async fn authorize(req: &Request, token: &str, needed: Role) -> poem::Result<Principal> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| ApiError::internal("the application state is missing"))?;
+    let principal = state
+        .keys()
+        .verify(token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    tracing::Span::current().record("api_key", principal.key_id);
+    if !principal.role.allows(needed) {
+        return Err(ApiError::forbidden(format!(
+            "this operation needs an {needed} key; this is a {} key",
+            principal.role
+        ))
+        .into());
+    }
+    state.limiter().check(&principal).await?;
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admins_may_do_everything_submitters_only_submit() {
+        assert!(Role::Admin.allows(Role::Admin));
+        assert!(Role::Admin.allows(Role::Submitter));
+        assert!(Role::Submitter.allows(Role::Submitter));
+        assert!(!Role::Submitter.allows(Role::Admin));
+        for r in [Role::Admin, Role::Submitter] {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}

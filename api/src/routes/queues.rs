@@ -1,0 +1,498 @@
+//! Running the queues: list, metrics, pause, resume, clean. Admin keys only.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drover_jobs::QueueName;
+use drover_queue::{Counts, JobState, MinuteStats, Queue};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use serde::Deserialize;
+
+use super::QueueParam;
+use super::views::at;
+use crate::auth::AdminKey;
+use crate::error::ApiError;
+use crate::openapi::ApiTags;
+use crate::payload::JsonBody;
+use crate::state::AppState;
+
+/// Minutes of completed/failed counts the metrics report.
+pub const METRICS_WINDOW_MINUTES: u32 = 15;
+
+/// Jobs per state.
+#[derive(Debug, Clone, Copy, Default, Object)]
+pub struct StateCounts {
+    pub waiting: u64,
+    pub delayed: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+impl From<Counts> for StateCounts {
+    fn from(c: Counts) -> Self {
+        Self {
+            waiting: c.waiting,
+            delayed: c.delayed,
+            active: c.active,
+            completed: c.completed,
+            failed: c.failed,
+        }
+    }
+}
+
+/// Jobs that finished in one minute.
+#[derive(Debug, Clone, Object)]
+pub struct MinuteCount {
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// Completed and failed jobs over the last minutes.
+#[derive(Debug, Clone, Object)]
+pub struct Throughput {
+    /// How many minutes: 15, the current one last (it is still running).
+    pub window_minutes: u32,
+    /// Jobs completed in the window.
+    pub completed: u64,
+    /// Jobs that failed for good in the window.
+    pub failed: u64,
+    /// `completed / window_minutes`.
+    pub completed_per_minute: f64,
+    /// `failed / window_minutes`.
+    pub failed_per_minute: f64,
+    /// Minute by minute, oldest first.
+    pub minutes: Vec<MinuteCount>,
+}
+
+/// A queue's state and recent throughput.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct QueueMetrics {
+    pub queue: String,
+    /// Whether workers are kept from starting its jobs.
+    pub paused: bool,
+    pub counts: StateCounts,
+    /// How long the oldest waiting job has waited, in ms; absent when none waits.
+    #[oai(skip_serializing_if_is_none)]
+    pub oldest_waiting_age_ms: Option<u64>,
+    pub throughput: Throughput,
+    /// Workers serving the queue that sent a heartbeat recently.
+    pub live_workers: u64,
+    /// When this was read (Redis's clock).
+    pub measured_at: DateTime<Utc>,
+}
+
+fn metrics_example() -> QueueMetrics {
+    let start = 1_767_225_600_000_i64;
+    QueueMetrics {
+        queue: "export".to_owned(),
+        paused: false,
+        counts: StateCounts {
+            waiting: 12,
+            delayed: 3,
+            active: 4,
+            completed: 5210,
+            failed: 7,
+        },
+        oldest_waiting_age_ms: Some(850),
+        throughput: Throughput {
+            window_minutes: 2,
+            completed: 61,
+            failed: 1,
+            completed_per_minute: 30.5,
+            failed_per_minute: 0.5,
+            minutes: vec![
+                MinuteCount {
+                    minute: at(start),
+                    completed: 33,
+                    failed: 1,
+                },
+                MinuteCount {
+                    minute: at(start + 60_000),
+                    completed: 28,
+                    failed: 0,
+                },
+            ],
+        },
+        live_workers: 2,
+        measured_at: at(start + 90_000),
+    }
+}
+
+impl Example for QueueMetrics {
+    fn example() -> Self {
+        metrics_example()
+    }
+}
+
+/// Every queue's metrics.
+#[derive(Debug, Clone, Object)]
+pub struct AllQueueMetrics {
+    pub queues: Vec<QueueMetrics>,
+    /// The counts of all queues added up.
+    pub totals: StateCounts,
+}
+
+/// Links of a queue.
+#[derive(Debug, Clone, Object)]
+pub struct QueueLinks {
+    pub jobs: String,
+    pub metrics: String,
+}
+
+/// A queue.
+#[derive(Debug, Clone, Object)]
+pub struct QueueSummary {
+    pub name: String,
+    pub paused: bool,
+    pub counts: StateCounts,
+    pub links: QueueLinks,
+}
+
+/// The queues.
+#[derive(Debug, Clone, Object)]
+pub struct QueueList {
+    pub queues: Vec<QueueSummary>,
+}
+
+/// Whether a queue is paused, after a pause or resume.
+#[derive(Debug, Clone, Object)]
+pub struct PauseState {
+    pub queue: String,
+    pub paused: bool,
+    /// False when the queue already was in that state.
+    pub changed: bool,
+}
+
+/// Which finished jobs to clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum CleanState {
+    Completed,
+    Failed,
+}
+
+/// Most jobs one clean request may delete.
+pub const MAX_CLEAN: u64 = 100_000;
+/// Longest grace period: one year.
+const MAX_GRACE_MS: u64 = 366 * 24 * 3600 * 1000;
+
+fn default_clean_limit() -> u64 {
+    1000
+}
+
+/// What to clean.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(example)]
+#[serde(deny_unknown_fields)]
+pub struct CleanRequest {
+    /// `completed` or `failed`.
+    pub state: CleanState,
+    /// Only jobs that finished at least this many ms ago (at most one year).
+    #[oai(validator(minimum(value = "0"), maximum(value = "31622400000")))]
+    pub grace_ms: u64,
+    /// At most this many jobs, oldest first: 1 to 100000 (default 1000).
+    #[oai(
+        default = "default_clean_limit",
+        validator(minimum(value = "1"), maximum(value = "100000"))
+    )]
+    #[serde(default = "default_clean_limit")]
+    pub limit: u64,
+}
+
+fn clean_example() -> CleanRequest {
+    CleanRequest {
+        state: CleanState::Completed,
+        grace_ms: 3_600_000,
+        limit: 1000,
+    }
+}
+
+impl Example for CleanRequest {
+    fn example() -> Self {
+        clean_example()
+    }
+}
+
+/// What a clean removed.
+#[derive(Debug, Clone, Object)]
+pub struct CleanResult {
+    pub queue: String,
+    pub state: CleanState,
+    /// How many jobs were deleted.
+    pub removed: u64,
+}
+
+#[derive(ApiResponse)]
+enum ListQueuesResponse {
+    /// Every queue.
+    #[oai(status = 200)]
+    Ok(Json<QueueList>),
+}
+
+#[derive(ApiResponse)]
+enum AllMetricsResponse {
+    /// Every queue's metrics.
+    #[oai(status = 200)]
+    Ok(Json<AllQueueMetrics>),
+}
+
+#[derive(ApiResponse)]
+enum QueueMetricsResponse {
+    /// The queue's metrics.
+    #[oai(status = 200)]
+    Ok(Json<QueueMetrics>),
+}
+
+#[derive(ApiResponse)]
+enum PauseResponse {
+    /// The queue's pause state now.
+    #[oai(status = 200)]
+    Ok(Json<PauseState>),
+}
+
+#[derive(ApiResponse)]
+enum CleanResponse {
+    /// How many jobs were deleted.
+    #[oai(status = 200)]
+    Ok(Json<CleanResult>),
+}
+
+/// Running the queues.
+pub struct QueuesApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Queues")]
+impl QueuesApi {
+    /// List the queues
+    #[oai(path = "/queues", method = "get", operation_id = "list_queues")]
+    async fn list_queues(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+    ) -> Result<ListQueuesResponse, ApiError> {
+        let overviews = futures::future::join_all(
+            state
+                .queues()
+                .all()
+                .map(|(name, q)| async move { (name, q.overview().await) }),
+        )
+        .await;
+        let mut queues = Vec::with_capacity(overviews.len());
+        for (name, o) in overviews {
+            let o = o?;
+            queues.push(QueueSummary {
+                name: name.as_str().to_owned(),
+                paused: o.paused,
+                counts: o.counts.into(),
+                links: QueueLinks {
+                    jobs: format!("/api/v1/queues/{name}/jobs"),
+                    metrics: format!("/api/v1/queues/{name}/metrics"),
+                },
+            });
+        }
+        Ok(ListQueuesResponse::Ok(Json(QueueList { queues })))
+    }
+
+    /// Metrics of every queue
+    ///
+    /// For each queue: jobs per state, paused, the age of the oldest waiting job, jobs
+    /// completed and failed per minute over the last 15 minutes, and live workers.
+    #[oai(
+        path = "/queues/metrics",
+        method = "get",
+        operation_id = "get_all_queue_metrics"
+    )]
+    async fn all_metrics(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+    ) -> Result<AllMetricsResponse, ApiError> {
+        let all =
+            futures::future::join_all(state.queues().all().map(|(name, q)| queue_metrics(name, q)))
+                .await;
+        let mut queues = Vec::with_capacity(all.len());
+        let mut totals = StateCounts::default();
+        for m in all {
+            let m = m?;
+            let c = m.counts;
+            totals.waiting += c.waiting;
+            totals.delayed += c.delayed;
+            totals.active += c.active;
+            totals.completed += c.completed;
+            totals.failed += c.failed;
+            queues.push(m);
+        }
+        Ok(AllMetricsResponse::Ok(Json(AllQueueMetrics {
+            queues,
+            totals,
+        })))
+    }
+
+    /// Metrics of a queue
+    ///
+    /// Jobs per state, paused, the age of the oldest waiting job, jobs completed and
+    /// failed per minute over the last 15 minutes, and live workers.
+    #[oai(
+        path = "/queues/:queue/metrics",
+        method = "get",
+        operation_id = "get_queue_metrics"
+    )]
+    async fn metrics(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+    ) -> Result<QueueMetricsResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let m = queue_metrics(name, state.queues().get(name)).await?;
+        Ok(QueueMetricsResponse::Ok(Json(m)))
+    }
+
+    /// Pause a queue
+    ///
+    /// No worker anywhere starts a job of the queue until it is resumed; jobs already
+    /// running finish. Jobs can still be submitted.
+    #[oai(
+        path = "/queues/:queue/pause",
+        method = "post",
+        operation_id = "pause_queue"
+    )]
+    async fn pause(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+    ) -> Result<PauseResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let changed = state.queues().get(name).pause().await?;
+        tracing::info!(queue = %name, changed, "queue paused");
+        Ok(PauseResponse::Ok(Json(PauseState {
+            queue: name.as_str().to_owned(),
+            paused: true,
+            changed,
+        })))
+    }
+
+    /// Resume a queue
+    #[oai(
+        path = "/queues/:queue/resume",
+        method = "post",
+        operation_id = "resume_queue"
+    )]
+    async fn resume(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+    ) -> Result<PauseResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let changed = state.queues().get(name).resume().await?;
+        tracing::info!(queue = %name, changed, "queue resumed");
+        Ok(PauseResponse::Ok(Json(PauseState {
+            queue: name.as_str().to_owned(),
+            paused: false,
+            changed,
+        })))
+    }
+
+    /// Clean finished jobs
+    ///
+    /// Deletes completed (or failed) jobs that finished more than `grace_ms` ago, oldest
+    /// first, at most `limit` of them; answers how many it deleted.
+    #[oai(
+        path = "/queues/:queue/clean",
+        method = "post",
+        operation_id = "clean_queue"
+    )]
+    async fn clean(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        body: JsonBody<CleanRequest>,
+    ) -> Result<CleanResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let req = body.0;
+        if req.grace_ms > MAX_GRACE_MS {
+            return Err(ApiError::validation(
+                "grace_ms",
+                "must be at most one year (31622400000 ms)",
+            ));
+        }
+        if !(1..=MAX_CLEAN).contains(&req.limit) {
+            return Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {MAX_CLEAN}"),
+            ));
+        }
+        let job_state = match req.state {
+            CleanState::Completed => JobState::Completed,
+            CleanState::Failed => JobState::Failed,
+        };
+        let removed = state
+            .queues()
+            .get(name)
+            .clean(job_state, Duration::from_millis(req.grace_ms), req.limit)
+            .await?;
+        tracing::info!(queue = %name, state = %job_state, removed, "queue cleaned");
+        Ok(CleanResponse::Ok(Json(CleanResult {
+            queue: name.as_str().to_owned(),
+            state: req.state,
+            removed,
+        })))
+    }
+}
+
+/// Reads one queue's metrics: three round trips, sent together.
+async fn queue_metrics(name: QueueName, q: &Queue) -> Result<QueueMetrics, ApiError> {
+    let (overview, minutes, workers) = tokio::join!(
+        q.overview(),
+        q.minute_stats(METRICS_WINDOW_MINUTES),
+        q.workers()
+    );
+    let overview = overview?;
+    let minutes = minutes?;
+    let workers = workers?;
+    Ok(QueueMetrics {
+        queue: name.as_str().to_owned(),
+        paused: overview.paused,
+        counts: overview.counts.into(),
+        oldest_waiting_age_ms: overview.oldest_waiting_age_ms,
+        throughput: throughput(&minutes),
+        live_workers: workers.len() as u64,
+        measured_at: at(overview.now_ms),
+    })
+}
+
+fn throughput(minutes: &[MinuteStats]) -> Throughput {
+    let completed: u64 = minutes.iter().map(|m| m.completed).sum();
+    let failed: u64 = minutes.iter().map(|m| m.failed).sum();
+    let n = u32::try_from(minutes.len()).unwrap_or(u32::MAX).max(1);
+    Throughput {
+        window_minutes: n,
+        completed,
+        failed,
+        completed_per_minute: completed as f64 / f64::from(n),
+        failed_per_minute: failed as f64 / f64::from(n),
+        minutes: minutes
+            .iter()
+            .map(|m| MinuteCount {
+                minute: at(m.minute_ms),
+                completed: m.completed,
+                failed: m.failed,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,331 @@
+//! The body of a job submission, and how it is checked.
+//!
+//! Each type derives `Object` (the OpenAPI schema) and `Deserialize` (the parser, see
+//! [`crate::payload`]), with the same field names and defaults. Serde rejects unknown
+//! fields and wrong types, naming the field; [`JobOptionsBody::to_options`] checks the
+//! ranges, naming the field too. Nothing is enqueued unless all of it passes.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drover_queue::options::{MAX_ATTEMPTS, MAX_DELAY, MAX_PRIORITY};
+use drover_queue::{Backoff, BackoffKind, JobOptions};
+use poem_openapi::types::Example;
+use poem_openapi::{Enum, Object};
+use serde::Deserialize;
+
+use super::payload_docs::QueuePayload;
+use super::views::{JobLinks, JobStateView};
+use crate::error::ApiError;
+
+/// How retry delays grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffType {
+    Exponential,
+    Fixed,
+}
+
+/// One day, in ms: the longest first retry delay.
+const MAX_BACKOFF_DELAY_MS: u64 = 86_400_000;
+/// Seven days, in ms: the longest retry delay.
+const MAX_BACKOFF_MAX_DELAY_MS: u64 = 604_800_000;
+
+/// A job's retry delay policy.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(rename = "Backoff")]
+#[serde(deny_unknown_fields)]
+pub struct BackoffBody {
+    /// `exponential` (`delay_ms · factor^(attempt-1)`, capped at `max_delay_ms`) or `fixed`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: BackoffType,
+    /// The first delay, in ms (at most one day).
+    #[oai(validator(minimum(value = "0"), maximum(value = "86400000")))]
+    pub delay_ms: u64,
+    /// Growth per attempt, 1 to 10 (default 2).
+    #[oai(
+        default = "default_factor",
+        validator(minimum(value = "1"), maximum(value = "10"))
+    )]
+    #[serde(default = "default_factor")]
+    pub factor: f64,
+    /// The largest delay, in ms, at least `delay_ms` (default one hour, at most seven days).
+    #[oai(
+        default = "default_max_delay_ms",
+        validator(minimum(value = "0"), maximum(value = "604800000"))
+    )]
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Share of the delay taken off at random, 0 to 1 (default 0).
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1")))]
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+fn default_factor() -> f64 {
+    2.0
+}
+
+fn default_max_delay_ms() -> u64 {
+    3_600_000
+}
+
+/// Options of a job; each one omitted takes the queue's default.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "JobOptions")]
+#[serde(deny_unknown_fields)]
+pub struct JobOptionsBody {
+    /// Run no earlier than this many ms from now (at most one year).
+    #[oai(validator(minimum(value = "0"), maximum(value = "31622400000")))]
+    pub delay_ms: Option<u64>,
+    /// Run no earlier than this time, at most one year ahead (wins over `delay_ms`).
+    pub run_at: Option<DateTime<Utc>>,
+    /// 0 (default) to 1000; higher runs first, FIFO within a priority.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
+    pub priority: Option<u16>,
+    /// Attempts before the job fails for good, 1 to 1000 (default: the queue's).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+    pub max_attempts: Option<u32>,
+    /// Retry delays (default: the queue's).
+    pub backoff: Option<BackoffBody>,
+}
+
+/// A job to submit.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(example)]
+#[serde(deny_unknown_fields)]
+pub struct AddJobRequest {
+    pub payload: QueuePayload,
+    /// How and when to run it.
+    #[oai(default)]
+    #[serde(default)]
+    pub options: JobOptionsBody,
+}
+
+fn add_job_example() -> AddJobRequest {
+    AddJobRequest {
+        payload: QueuePayload(serde_json::json!({
+            "source": "job_history",
+            "filters": {"queue": "analysis", "state": "failed"},
+            "format": "csv",
+            "gzip": true
+        })),
+        options: JobOptionsBody {
+            delay_ms: Some(60_000),
+            priority: Some(10),
+            max_attempts: Some(5),
+            backoff: Some(BackoffBody {
+                kind: BackoffType::Exponential,
+                delay_ms: 1000,
+                factor: 2.0,
+                max_delay_ms: 60_000,
+                jitter: 0.2,
+            }),
+            ..JobOptionsBody::default()
+        },
+    }
+}
+
+impl Example for AddJobRequest {
+    fn example() -> Self {
+        add_job_example()
+    }
+}
+
+/// A job that was accepted.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct SubmittedJob {
+    /// The job's id; for a repeated idempotency key, the first job's.
+    pub id: String,
+    pub queue: String,
+    /// The state right after submission (`waiting` or `delayed`), absent when the
+    /// idempotency key had been used: read the job for its state.
+    #[oai(skip_serializing_if_is_none)]
+    pub state: Option<JobStateView>,
+    /// False when an earlier job owned the idempotency key and nothing was created.
+    pub created: bool,
+    pub links: JobLinks,
+}
+
+fn submitted_example() -> SubmittedJob {
+    let id = "01JD4X8Q7W3K9N2M5P6R8T0V1Y";
+    SubmittedJob {
+        id: id.to_owned(),
+        queue: "export".to_owned(),
+        state: Some(JobStateView::Delayed),
+        created: true,
+        links: super::views::links("export", id),
+    }
+}
+
+impl Example for SubmittedJob {
+    fn example() -> Self {
+        submitted_example()
+    }
+}
+
+impl JobOptionsBody {
+    /// The queue options these ask for, or a 400 naming the field out of range.
+    pub fn to_options(&self) -> Result<JobOptions, ApiError> {
+        let bad =
+            |field: &str, msg: &str| Err(ApiError::validation(&format!("options.{field}"), msg));
+        if let Some(d) = self.delay_ms
+            && u128::from(d) > MAX_DELAY.as_millis()
+        {
+            return bad("delay_ms", "must be at most one year (31622400000 ms)");
+        }
+        if let Some(at) = self.run_at
+            && i128::from(at.timestamp_millis()) - i128::from(drover_queue::queue::now_ms())
+                > MAX_DELAY.as_millis() as i128
+        {
+            return bad("run_at", "must be at most one year ahead");
+        }
+        if let Some(p) = self.priority
+            && p > MAX_PRIORITY
+        {
+            return bad("priority", "must be between 0 and 1000");
+        }
+        if let Some(m) = self.max_attempts
+            && !(1..=MAX_ATTEMPTS).contains(&m)
+        {
+            return bad("max_attempts", "must be between 1 and 1000");
+        }
+        let backoff = match &self.backoff {
+            None => None,
+            Some(b) => {
+                if b.delay_ms > MAX_BACKOFF_DELAY_MS {
+                    return bad("backoff.delay_ms", "must be at most 86400000 (one day)");
+                }
+                if !(1.0..=10.0).contains(&b.factor) {
+                    return bad("backoff.factor", "must be between 1 and 10");
+                }
+                if b.max_delay_ms > MAX_BACKOFF_MAX_DELAY_MS {
+                    return bad(
+                        "backoff.max_delay_ms",
+                        "must be at most 604800000 (seven days)",
+                    );
+                }
+                if b.max_delay_ms < b.delay_ms {
+                    return bad("backoff.max_delay_ms", "must be at least backoff.delay_ms");
+                }
+                if !(0.0..=1.0).contains(&b.jitter) {
+                    return bad("backoff.jitter", "must be between 0 and 1");
+                }
+                Some(Backoff {
+                    kind: match b.kind {
+                        BackoffType::Exponential => BackoffKind::Exponential,
+                        BackoffType::Fixed => BackoffKind::Fixed,
+                    },
+                    delay_ms: b.delay_ms,
+                    factor: b.factor,
+                    max_delay_ms: b.max_delay_ms,
+                    jitter: b.jitter,
+                })
+            }
+        };
+        let opts = JobOptions {
+            delay: self.delay_ms.map(Duration::from_millis),
+            run_at_ms: self.run_at.map(|t| t.timestamp_millis()),
+            priority: self.priority,
+            max_attempts: self.max_attempts,
+            backoff,
+            idempotency_key: None,
+            idempotency_ttl: None,
+        };
+        // The queue checks again; the checks above name the field more precisely.
+        opts.validate()
+            .map_err(|e| ApiError::validation("options", e.to_string()))?;
+        Ok(opts)
+    }
+
+    /// Whether a job with these options starts out delayed.
+    #[must_use]
+    pub fn is_delayed(&self) -> bool {
+        match self.run_at {
+            Some(at) => at.timestamp_millis() > drover_queue::queue::now_ms(),
+            None => self.delay_ms.is_some_and(|d| d > 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::parse;
+
+    fn field_of(body: &str) -> String {
+        let e = match parse::<AddJobRequest>(body.as_bytes()) {
+            Err(e) => e,
+            Ok(r) => r.options.to_options().unwrap_err(),
+        };
+        match e {
+            ApiError::BadRequest(b) => b.0.error.details.unwrap()["field"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_options_name_their_field() {
+        let p = r#""payload": {}"#;
+        for (options, field) in [
+            (r#"{"priority": 1001}"#, "options.priority"),
+            (r#"{"priority": -1}"#, "options.priority"),
+            (r#"{"priority": "high"}"#, "options.priority"),
+            (r#"{"max_attempts": 0}"#, "options.max_attempts"),
+            (r#"{"delay_ms": 99999999999999}"#, "options.delay_ms"),
+            (r#"{"run_at": "tomorrow"}"#, "options.run_at"),
+            (r#"{"run_at": "2999-01-01T00:00:00Z"}"#, "options.run_at"),
+            (r#"{"colour": 1}"#, "options.colour"),
+            (
+                r#"{"backoff": {"type": "linear", "delay_ms": 1}}"#,
+                "options.backoff.type",
+            ),
+            (
+                r#"{"backoff": {"type": "fixed"}}"#,
+                "options.backoff.delay_ms",
+            ),
+            (
+                r#"{"backoff": {"type": "fixed", "delay_ms": 10, "max_delay_ms": 5}}"#,
+                "options.backoff.max_delay_ms",
+            ),
+            (
+                r#"{"backoff": {"type": "fixed", "delay_ms": 10, "jitter": 2}}"#,
+                "options.backoff.jitter",
+            ),
+            (
+                r#"{"backoff": {"type": "fixed", "delay_ms": 10, "factor": 0.5}}"#,
+                "options.backoff.factor",
+            ),
+        ] {
+            assert_eq!(
+                field_of(&format!("{{{p}, \"options\": {options}}}")),
+                field,
+                "{options}"
+            );
+        }
+        assert_eq!(field_of(r#"{"payload": {}, "extra": 1}"#), "extra");
+        assert_eq!(field_of(r#"{"options": {}}"#), "payload");
+    }
+
+    #[test]
+    fn good_options_convert() {
+        let r: AddJobRequest = parse(
+            br#"{"payload": {"dry_run": true}, "options": {"delay_ms": 5, "priority": 7,
+                 "backoff": {"type": "fixed", "delay_ms": 10}}}"#,
+        )
+        .unwrap();
+        let o = r.options.to_options().unwrap();
+        assert_eq!(o.priority, Some(7));
+        assert_eq!(o.backoff.unwrap().max_delay_ms, 3_600_000);
+        assert!(r.options.is_delayed());
+        let r: AddJobRequest = parse(br#"{"payload": {}}"#).unwrap();
+        assert!(!r.options.is_delayed());
+        assert_eq!(r.options.to_options().unwrap(), JobOptions::default());
+    }
+}

@@ -1,0 +1,110 @@
+#![allow(clippy::unwrap_used)] // Tests fail by panicking.
+//! The OpenAPI document is the API's contract: it is committed in
+//! `tests/snapshots/openapi.json`, and this test fails when the code's document differs,
+//! so a contract change shows up in review. After a deliberate change, rewrite the
+//! snapshot with `UPDATE_SNAPSHOTS=1 cargo test -p drover-api --test openapi` and commit it.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+fn snapshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json")
+}
+
+fn document() -> String {
+    drover_api::openapi::spec_json(&drover_api::openapi::service()) + "\n"
+}
+
+#[test]
+fn the_document_matches_the_snapshot() {
+    let doc = document();
+    let path = snapshot_path();
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == doc,
+        "the OpenAPI document changed; if that is intended, run \
+         `UPDATE_SNAPSHOTS=1 cargo test -p drover-api --test openapi` and commit {}",
+        path.display()
+    );
+}
+
+#[test]
+fn every_operation_is_documented_and_secured() {
+    let doc: Value = serde_json::from_str(&document()).unwrap();
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            ids.push(op["operationId"].as_str().unwrap().to_owned());
+            assert!(op["summary"].is_string(), "{what}: no summary");
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["400", "401", "403", "429", "500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{what}: {status} undocumented"
+                );
+            }
+            for (status, r) in responses {
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{what} {status}: no description"
+                );
+            }
+            let scheme = op["security"][0]
+                .as_object()
+                .and_then(|s| s.keys().next().cloned())
+                .unwrap_or_else(|| panic!("{what}: no security"));
+            assert!(
+                ["SubmitterKey", "AdminKey"].contains(&scheme.as_str()),
+                "{what}"
+            );
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "add_job",
+            "clean_queue",
+            "delete_job",
+            "find_job",
+            "get_all_queue_metrics",
+            "get_job",
+            "get_queue_metrics",
+            "list_jobs",
+            "list_queues",
+            "list_workers",
+            "pause_queue",
+            "promote_job",
+            "resume_queue",
+            "retry_job",
+        ],
+        "every operation, once"
+    );
+    // Request bodies refuse unknown fields, and say so.
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "AddJobRequest",
+        "JobOptions",
+        "Backoff",
+        "CleanRequest",
+        "ExportPayload",
+        "ExportFilters",
+    ] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+    assert!(
+        schemas["Job"]["additionalProperties"].is_null(),
+        "responses stay open"
+    );
+    assert_eq!(
+        schemas["QueuePayload"]["oneOf"].as_array().unwrap().len(),
+        4
+    );
+    assert!(schemas["AddJobRequest"]["example"].is_object());
+}
