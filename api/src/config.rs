@@ -7,6 +7,8 @@
 //! | `DROVER_API_ADDR` | `127.0.0.1:8080` | where to listen |
 //! | `DROVER_API_KEYS` | none | `role:key,role:key`; roles are `submitter` and `admin` |
 //! | `DROVER_API_BODY_LIMIT` | `1048576` | largest JSON request body, in bytes |
+//!
+//! Server-Sent Events have their own settings: see [`SseConfig`].
 
 use std::net::SocketAddr;
 
@@ -38,6 +40,7 @@ pub struct ApiConfig {
     pub addr: SocketAddr,
     pub api_keys: Vec<ConfiguredKey>,
     pub body_limit: usize,
+    pub sse: SseConfig,
 }
 
 /// Shortest API key accepted: shorter keys can be guessed.
@@ -58,11 +61,13 @@ impl ApiConfig {
             1024 * 1024,
             1024..=1024 * 1024 * 1024,
         )? as usize;
+        let sse = SseConfig::from_env(env)?;
         Ok(Self {
             common,
             addr,
             api_keys,
             body_limit,
+            sse,
         })
     }
 }
@@ -111,6 +116,50 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
     Ok(keys)
 }
 
+/// How the API serves Server-Sent Events.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `DROVER_SSE_KEEP_ALIVE_MS` | `15000` | a keep-alive comment goes out this often on every stream |
+/// | `DROVER_SSE_CLIENT_BUFFER` | `1024` | events buffered per client; a client further behind gets `stream:lagged` and is closed |
+/// | `DROVER_SSE_MAX_CLIENTS` | `20000` | event streams one API process serves at once; more get 503 |
+#[derive(Debug, Clone)]
+pub struct SseConfig {
+    pub keep_alive: std::time::Duration,
+    pub client_buffer: usize,
+    pub max_clients: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive: std::time::Duration::from_secs(15),
+            client_buffer: 1024,
+            max_clients: 20_000,
+        }
+    }
+}
+
+impl SseConfig {
+    /// Reads and checks the SSE settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            keep_alive: env.millis("DROVER_SSE_KEEP_ALIVE_MS", d.keep_alive, 10..=300_000)?,
+            client_buffer: env.number(
+                "DROVER_SSE_CLIENT_BUFFER",
+                d.client_buffer as u64,
+                1..=65_536,
+            )? as usize,
+            max_clients: env.number(
+                "DROVER_SSE_MAX_CLIENTS",
+                d.max_clients as u64,
+                1..=1_000_000,
+            )? as usize,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +192,16 @@ mod tests {
         );
         assert!(parse_keys("admin").is_err());
         assert!(format!("{:?}", k[0]).contains("***"));
+    }
+
+    #[test]
+    fn sse_settings_are_checked() {
+        let c =
+            SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_KEEP_ALIVE_MS", "250")])).unwrap();
+        assert_eq!(c.keep_alive, std::time::Duration::from_millis(250));
+        assert_eq!(c.client_buffer, 1024);
+        let e =
+            SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_CLIENT_BUFFER", "0")])).unwrap_err();
+        assert_eq!(e.var, "DROVER_SSE_CLIENT_BUFFER");
     }
 }

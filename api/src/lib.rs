@@ -7,12 +7,14 @@
 //! - [`error`]: the one error shape of every 4xx and 5xx.
 //! - [`middleware`]: request ids, request logs and HTTP metrics.
 //! - [`routes`]: the operations, one module per resource.
+//! - [`relay`]: the event relay behind the Server-Sent Events routes.
 //! - [`openapi`]: the OpenAPI service that gathers them.
 
 pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
+pub mod relay;
 pub mod routes;
 pub mod state;
 
@@ -37,7 +39,13 @@ pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
     if config.common.auto_migrate {
         connect::migrate(&db).await?;
     }
-    Ok(AppState::new(config, redis, queues, db, metrics))
+    let wait = config.common.redis_connect_timeout;
+    let state = AppState::new(config, redis, queues, db, metrics);
+    state.relay().start();
+    if !state.relay().wait_ready(wait).await {
+        tracing::warn!("the event relay has not reached Redis yet; it keeps trying");
+    }
+    Ok(state)
 }
 
 /// The whole HTTP application over `state`.
@@ -87,8 +95,18 @@ pub async fn serve_on<A: Acceptor + 'static>(
     for a in &local {
         tracing::info!(addr = %a, docs = %format!("http://{a}/docs"), "drover-api listening");
     }
-    Server::new_with_acceptor(acceptor)
+    // Event streams never end on their own: end them when shutdown starts, so the
+    // drain does not wait its whole timeout (clients resume elsewhere).
+    let relay = state.relay().clone();
+    let shutdown = async move {
+        shutdown.await;
+        relay.close_clients();
+    };
+    let relay = state.relay().clone();
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
         .await
-        .context("serve HTTP")
+        .context("serve HTTP");
+    relay.stop();
+    served
 }

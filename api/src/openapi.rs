@@ -3,6 +3,7 @@
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::routes::jobs::JobsApi;
+use crate::routes::sse::SseApi;
 use crate::state::AppState;
 
 /// The groups of operations in the docs.
@@ -10,14 +11,22 @@ use crate::state::AppState;
 pub enum ApiTags {
     /// Submitting and reading jobs.
     Jobs,
+    /// Following jobs and queues live, as Server-Sent Events.
+    Events,
 }
 
 /// The API's operations, as one service.
-pub type Apis = JobsApi;
+pub type Apis = (JobsApi, SseApi);
 
 /// Builds the OpenAPI service over `state`.
 pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(JobsApi { state }, "Drover", env!("CARGO_PKG_VERSION")).description(
+    let apis = (
+        JobsApi {
+            state: state.clone(),
+        },
+        SseApi { state },
+    );
+    OpenApiService::new(apis, "Drover", env!("CARGO_PKG_VERSION")).description(
         "Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow \
              their progress, and run the queues.",
     )

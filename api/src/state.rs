@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 
 use crate::config::ApiConfig;
+use crate::relay::Relay;
 
 /// The API's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -21,6 +22,7 @@ struct Inner {
     queues: Queues,
     db: DatabaseConnection,
     metrics: PrometheusHandle,
+    relay: Relay,
 }
 
 impl AppState {
@@ -33,8 +35,10 @@ impl AppState {
         db: DatabaseConnection,
         metrics: PrometheusHandle,
     ) -> Self {
+        let relay = Relay::new(queues.clone(), config.sse.clone());
         Self {
             inner: Arc::new(Inner {
+                relay,
                 config,
                 redis,
                 queues,
@@ -67,5 +71,11 @@ impl AppState {
     #[must_use]
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+
+    /// The process's event relay (Server-Sent Events).
+    #[must_use]
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
     }
 }

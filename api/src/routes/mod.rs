@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod jobs;
+pub mod sse;
 pub mod views;
 
 use drover_jobs::QueueName;
