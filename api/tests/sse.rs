@@ -11,7 +11,9 @@ use drover_jobs::QueueName;
 use drover_jobs::events::EventType;
 use drover_tests::eventually_async;
 use serde_json::json;
-use sse_support::{Api, Gate, Msg, Sse, WAIT, enqueue, job_events, rows_done, worker};
+use sse_support::{
+    Api, ApiProc, Gate, Msg, Sse, WAIT, enqueue, handles_on, job_events, rows_done, worker,
+};
 
 fn ids(ms: &[Msg]) -> Vec<String> {
     ms.iter().map(|m| m.parsed().id).collect()
@@ -536,4 +538,45 @@ async fn the_relay_survives_a_redis_restart() {
     let m = s.next().await.unwrap();
     assert_eq!(m.parsed().id, after);
     assert_eq!(m.parsed().message, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_processes_both_deliver_every_event_of_a_job() {
+    let url = drover_tests::shared_redis_url();
+    let ns = drover_tests::namespace();
+    let (a, b) = tokio::join!(ApiProc::start(&url, &ns), ApiProc::start(&url, &ns));
+    let (redis, queues) = handles_on(&url, &ns);
+    let q = queues.get(QueueName::Export);
+    let gate = Gate::closed();
+    let _w = worker(&redis, &ns, q, &gate);
+    // Both processes' firehoses, open before the job exists.
+    let mut all_a = Sse::open(&a.url("/sse/events?queue=export"), None).await;
+    let mut all_b = Sse::open(&b.url("/sse/events?queue=export"), None).await;
+    let id = enqueue(q, 3).await;
+    let mut job_a = Sse::open(&a.url(&format!("/jobs/{id}/events")), None).await;
+    let mut job_b = Sse::open(&b.url(&format!("/jobs/{id}/events")), None).await;
+    // Step the job only when both processes have delivered its latest progress.
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    while let Some(m) = job_a.next().await {
+        let mb = job_b.next().await.expect("process b delivers it too");
+        assert_eq!(mb.id, m.id);
+        got_b.push(mb);
+        let progress = rows_done(&m).is_some();
+        got_a.push(m);
+        if progress {
+            gate.release();
+        }
+    }
+    assert!(
+        job_b.next().await.is_none(),
+        "process b ends the stream too"
+    );
+    let stored: Vec<String> = job_events(q, &id).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(stored.len(), 6, "queued, active, 3 progress, completed");
+    assert_eq!(ids(&got_a), stored);
+    assert_eq!(ids(&got_b), stored);
+    for s in [&mut all_a, &mut all_b] {
+        let got = s.until(|m| m.event == "job:completed").await;
+        assert_eq!(ids(&got), stored);
+    }
 }

@@ -62,7 +62,18 @@ impl Proc {
     /// for Drover's own variables), its output going to the test's output.
     #[must_use]
     pub fn start(name: &str, envs: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(binary(name));
+        Self::start_exe(name, binary(name), envs)
+    }
+
+    /// Like [`Proc::start`], for an executable given by path: a package's own tests
+    /// have theirs as `env!("CARGO_BIN_EXE_<name>")`, already built by cargo.
+    #[must_use]
+    pub fn start_exe(
+        name: &str,
+        exe: impl AsRef<std::path::Path>,
+        envs: &[(&str, String)],
+    ) -> Self {
+        let mut cmd = Command::new(exe.as_ref());
         for (k, _) in std::env::vars() {
             if k.starts_with("DROVER_") || k == "REDIS_URL" || k == "DATABASE_URL" {
                 cmd.env_remove(k);

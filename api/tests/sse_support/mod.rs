@@ -136,6 +136,55 @@ impl Drop for Api {
     }
 }
 
+/// The real `drover-api` binary, on a free loopback port; killed when dropped.
+pub struct ApiProc {
+    pub addr: SocketAddr,
+    _proc: drover_tests::procs::Proc,
+    _db: TestDb,
+}
+
+impl ApiProc {
+    /// Starts it on `redis_url`, namespace `ns`, and waits until it answers.
+    pub async fn start(redis_url: &str, ns: &str) -> Self {
+        let db = TestDb::sqlite();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut vars: Vec<(&str, String)> = vec![
+            ("DROVER_API_ADDR", addr.to_string()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        let common = env(redis_url, ns, &db);
+        vars.extend(common.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let proc = drover_tests::procs::Proc::start_exe(
+            "drover-api",
+            env!("CARGO_BIN_EXE_drover-api"),
+            &vars,
+        );
+        let url = format!("http://{addr}/health");
+        drover_tests::eventually_async(WAIT, "drover-api to answer", || async {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        Self {
+            addr,
+            _proc: proc,
+            _db: db,
+        }
+    }
+
+    /// `http://addr/api/v1{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.addr)
+    }
+}
+
 /// Redis and queue handles like the API's.
 pub fn handles(common: &CommonConfig) -> (Redis, Queues) {
     let redis = drover_jobs::connect::redis(common).unwrap();
