@@ -33,8 +33,8 @@ pub struct Relayed {
     pub queue: QueueName,
     pub pos: StreamPos,
     pub event: Event,
-    /// The event as JSON, the `data:` of its SSE message.
-    pub json: String,
+    /// Its SSE `event:` and `data:` lines (the event as JSON), rendered once.
+    pub frame: bytes::Bytes,
     type_bit: u16,
 }
 
@@ -48,8 +48,8 @@ impl Relayed {
             queue,
             pos,
             type_bit: type_bit(event.kind),
+            frame: super::body::frame(event.kind.as_str(), &json),
             event,
-            json,
         }
     }
 }

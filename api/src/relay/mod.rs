@@ -27,6 +27,7 @@
 //! entirely keeps its socket until TCP gives up on it, but it costs the others
 //! nothing: it is out of the fan-out once its buffer is full.
 
+pub mod body;
 pub mod cursor;
 pub mod hub;
 mod reader;

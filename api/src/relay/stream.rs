@@ -7,10 +7,9 @@
 //! dropped. Positions are compared per queue, as stream ids only order within one.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
+use bytes::Bytes;
 use drover_jobs::QueueName;
-use drover_jobs::connect::Queues;
 use drover_jobs::events::{Event, EventType, StreamPos};
 use drover_queue::{JobRecord, JobState, Queue, QueueError};
 use futures::StreamExt as _;
@@ -19,6 +18,7 @@ use redis::streams::StreamRangeReply;
 
 use super::cursor::{Cursor, parse_pos};
 use super::hub::{Filter, Msg, Relayed, Subscription};
+use super::{Relay, body};
 
 /// Entries read per `XRANGE` during a replay.
 const PAGE: usize = 500;
@@ -30,14 +30,8 @@ const CREATION_SLACK_MS: u64 = 1000;
 pub struct SseItem {
     kind: &'static str,
     id: Option<String>,
-    data: SseData,
-}
-
-#[derive(Debug, Clone)]
-enum SseData {
-    /// A relayed event's JSON, shared by every client that gets it.
-    Shared(Arc<Relayed>),
-    Owned(String),
+    /// The `event:` and `data:` lines; a relayed event's are shared by every client.
+    frame: Bytes,
 }
 
 /// `event:` of the notice sent before a client that fell behind is closed.
@@ -46,21 +40,22 @@ pub const LAGGED: &str = "stream:lagged";
 pub const ERROR: &str = "stream:error";
 
 impl SseItem {
-    fn shared(r: Arc<Relayed>, id: String) -> Self {
+    fn shared(r: &Relayed, id: String) -> Self {
         Self {
             kind: r.event.kind.as_str(),
             id: Some(id),
-            data: SseData::Shared(r),
+            frame: r.frame.clone(),
         }
     }
 
     /// An event read back from a stream (or rebuilt), with its SSE id.
     #[must_use]
     pub fn from_event(e: &Event, id: String) -> Self {
+        let kind = e.kind.as_str();
         Self {
-            kind: e.kind.as_str(),
+            kind,
             id: Some(id),
-            data: SseData::Owned(serde_json::to_string(e).unwrap_or_default()),
+            frame: body::frame(kind, &serde_json::to_string(e).unwrap_or_default()),
         }
     }
 
@@ -75,7 +70,7 @@ impl SseItem {
         Self {
             kind,
             id: (!resume.is_empty()).then_some(resume),
-            data: SseData::Owned(data.to_string()),
+            frame: body::frame(kind, &data.to_string()),
         }
     }
 
@@ -111,23 +106,10 @@ impl SseItem {
         self.id.as_deref()
     }
 
-    /// The `data:` text.
+    /// The whole message, as written to the connection.
     #[must_use]
-    pub fn data(&self) -> &str {
-        match &self.data {
-            SseData::Shared(r) => &r.json,
-            SseData::Owned(s) => s,
-        }
-    }
-
-    /// The message as poem writes it.
-    #[must_use]
-    pub fn into_sse(self) -> poem::web::sse::Event {
-        let e = poem::web::sse::Event::message(self.data().to_owned()).event_type(self.kind);
-        match self.id {
-            Some(id) => e.id(id),
-            None => e,
-        }
+    pub fn to_bytes(&self) -> Bytes {
+        body::with_id(self.id.as_deref(), &self.frame)
     }
 }
 
@@ -317,7 +299,9 @@ pub fn follow_job(
         let mut seen = after;
         let mut ended = false;
         loop {
-            let page = match range_after(&queue, seen, PAGE).await {
+            // Boxed: an async block is as large as its largest await, and this one
+            // lives as long as the client; the replay's Redis future is kilobytes.
+            let page = match Box::pin(range_after(&queue, seen, PAGE)).await {
                 Ok(p) => p,
                 Err(e) => {
                     yield SseItem::failed(&e, seen.to_string());
@@ -350,7 +334,7 @@ pub fn follow_job(
                     seen = r.pos;
                     let terminal = r.event.kind.is_terminal();
                     let id = r.pos.to_string();
-                    yield SseItem::shared(r, id);
+                    yield SseItem::shared(&r, id);
                     if terminal {
                         return;
                     }
@@ -371,7 +355,7 @@ type Page = VecDeque<(StreamPos, Option<Event>)>;
 /// The stream of `/sse/events`: each followed queue replayed after its position in
 /// `resume` (merged by time), then live events; ids are [`Cursor`]s.
 pub fn follow_events(
-    queues: Queues,
+    relay: Relay,
     filter: Filter,
     resume: Option<Cursor>,
     sub: Subscription,
@@ -400,7 +384,8 @@ pub fn follow_events(
             for (q, buf, done) in &mut replay {
                 if buf.is_empty() && !*done {
                     let after = cursor.get(*q).unwrap_or(StreamPos::ZERO);
-                    match range_after(queues.get(*q), after, PAGE).await {
+                    // Boxed, as in `follow_job`: the stream lives as long as the client.
+                    match Box::pin(range_after(relay.queues().get(*q), after, PAGE)).await {
                         Ok(page) => {
                             *done = page.len() < PAGE;
                             buf.extend(page);
@@ -438,7 +423,7 @@ pub fn follow_events(
                     }
                     cursor.set(r.queue, r.pos);
                     let id = cursor.to_string();
-                    yield SseItem::shared(r, id);
+                    yield SseItem::shared(&r, id);
                 }
                 Msg::Lagged => {
                     yield SseItem::lagged(capacity, cursor.to_string());

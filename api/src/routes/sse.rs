@@ -24,7 +24,7 @@ use drover_queue::{JobRecord, JobState};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 // Only named, never imported: `Type::is_empty` would shadow `str::is_empty` here.
 use poem_openapi::types;
@@ -34,6 +34,7 @@ use sea_orm::EntityTrait as _;
 use super::views::at;
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
+use crate::relay::body::SseBody;
 use crate::relay::cursor::{Cursor, parse_pos};
 use crate::relay::hub::{Filter, StreamKind, SubscribeError};
 use crate::relay::stream::{self, SseItem};
@@ -94,14 +95,8 @@ impl types::Type for SseItem {
     }
 }
 
-impl types::ToJSON for SseItem {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(self.data()).ok()
-    }
-}
-
 /// A stream of events.
-type Events = EventStream<BoxStream<'static, SseItem>>;
+type Events = SseBody;
 
 #[derive(ApiResponse)]
 enum JobEventsResponse {
@@ -320,7 +315,7 @@ impl SseApi {
             .subscribe(filter.clone(), StreamKind::Events)
             .map_err(refused)?;
         let s = stream::follow_events(
-            relay.queues().clone(),
+            relay.clone(),
             filter,
             resume,
             sub,
@@ -449,9 +444,7 @@ impl SseApi {
 impl SseApi {
     /// Wraps a stream of items as the SSE payload, with keep-alives.
     fn events(&self, s: BoxStream<'static, SseItem>) -> Events {
-        EventStream::new(s)
-            .keep_alive(self.state.relay().config().keep_alive)
-            .to_event(SseItem::into_sse)
+        SseBody::new(s, self.state.relay().config().keep_alive)
     }
 
     /// The queue holding job `id` in Redis, and the job.
