@@ -580,3 +580,40 @@ async fn two_api_processes_both_deliver_every_event_of_a_job() {
         assert_eq!(ids(&got), stored);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_the_event_routes() {
+    let api = Api::start(&[]).await;
+    let spec: serde_json::Value = reqwest::get(format!("http://{}/openapi.json", api.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &spec["paths"];
+    let job = &paths["/api/v1/jobs/{id}/events"]["get"];
+    assert_eq!(job["operationId"], "get_job_events");
+    assert!(
+        job["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{job}"
+    );
+    assert!(job["responses"]["204"].is_object(), "{job}");
+    let params: Vec<&str> = job["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        params.contains(&"Last-Event-ID") && params.contains(&"last_event_id"),
+        "{params:?}"
+    );
+    for (path, op) in [
+        ("/api/v1/sse/events", "get"),
+        ("/api/v1/sse/status", "get"),
+        ("/api/v1/sse/test-event", "post"),
+    ] {
+        assert_eq!(paths[path][op]["tags"][0], "Events", "{path}");
+    }
+    assert!(spec["components"]["schemas"]["Event"]["properties"]["type"].is_object());
+}

@@ -41,9 +41,11 @@ use crate::relay::stream::{self, SseItem};
 use crate::state::AppState;
 
 /// An event, as the `data:` of each SSE message.
+///
+/// It describes the JSON in the API document; the relay serialises the queue's
+/// [`drover_jobs::events::Event`] itself, once per event for every client.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Event")]
-#[allow(dead_code, reason = "documents the JSON of SseItem; never built")]
 pub struct EventView {
     /// The stream entry id (`<ms>-<seq>`), unique and increasing within its queue.
     pub id: String,
