@@ -424,6 +424,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let (user0, sys0) = cpu_ms(pid);
+    let (cuser0, csys0) = cpu_ms(std::process::id());
     let load = load_average();
     let every = Duration::from_secs_f64(1.0 / args.rate);
     let mut tick = tokio::time::interval(every);
@@ -451,6 +452,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let rss2 = rss_kib(pid);
     let (user1, sys1) = cpu_ms(pid);
+    let (cuser1, csys1) = cpu_ms(std::process::id());
     lat.sort_unstable();
     let expected = args.clients * args.events;
     let per_client = |after: u64| (after.saturating_sub(rss0) as f64) / args.clients as f64;
@@ -482,6 +484,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         user1 - user0,
         sys1 - sys0,
         ((user1 - user0) + (sys1 - sys0)) as f64 * 1000.0 / deliveries
+    );
+    println!(
+        "bench clients' CPU meanwhile: {} ms user + {} ms system = {:.1} µs per delivery",
+        cuser1 - cuser0,
+        csys1 - csys0,
+        ((cuser1 - cuser0) + (csys1 - csys0)) as f64 * 1000.0 / deliveries
     );
     println!(
         "API RSS: {} MiB before, {} MiB with clients connected, {} MiB after the events",

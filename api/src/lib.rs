@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod middleware;
 pub mod openapi;
 pub mod relay;
@@ -77,7 +78,7 @@ pub async fn serve(
         .into_acceptor()
         .await
         .with_context(|| format!("listen on {addr}"))?;
-    serve_on(config, acceptor, shutdown).await
+    serve_on(config, listener::NoDelay(acceptor), shutdown).await
 }
 
 /// Serves the API on an acceptor that is already bound (tests bind port 0).
