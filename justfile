@@ -29,6 +29,10 @@ migrate:
 bench jobs="100000" concurrency="50":
     cargo run --release -- bench queue --jobs {{jobs}} --concurrency {{concurrency}}
 
+# Benchmark Server-Sent Events: one API, N clients on loopback (see docs/BENCHMARKS.md)
+bench-sse clients="10000" events="200" rate="10":
+    ulimit -n 20000 && cargo bench -p drover-api --bench sse -- --clients {{clients}} --events {{events}} --rate {{rate}}
+
 # Run exactly what CI runs
 ci:
     bash .ci/run

@@ -8,11 +8,16 @@
 //!
 //! ```text
 //! ulimit -n 20000   # each side holds one socket per client
-//! cargo bench -p drover-api --bench sse -- --clients 10000 --events 200 --rate 20
+//! cargo bench -p drover-api --bench sse -- --clients 10000 --events 200 --rate 10
 //! ```
 //!
 //! It starts a `redis-server` of its own (no persistence) and a SQLite file in a
-//! temporary directory; everything stays on 127.0.0.1 and ends within `--timeout`.
+//! temporary directory; everything stays on 127.0.0.1 and ends within `--timeout`
+//! (300 s). To profile an API started by hand (under `heaptrack`, say), give
+//! `--attach <addr> --redis <url> --pid <pid>`; it must use namespace `bench`.
+//!
+//! The clients speak raw HTTP/1.1 (one task each, no client library), so that the
+//! client side costs little of the machine the API shares with it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,7 +46,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         clients: 10_000,
         events: 200,
-        rate: 20.0,
+        rate: 10.0,
         timeout: Duration::from_secs(300),
         attach: None,
     };
