@@ -617,3 +617,22 @@ async fn the_openapi_document_describes_the_event_routes() {
     }
     assert!(spec["components"]["schemas"]["Event"]["properties"]["type"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_event_streams_at_once() {
+    let url = drover_tests::shared_redis_url();
+    let ns = drover_tests::namespace();
+    let mut api = ApiProc::start(&url, &ns).await;
+    let mut s = Sse::open(&api.url("/sse/events"), None).await;
+    assert_eq!(s.status, 200);
+    // The drain would wait 10 s for a stream that never ends; it must not.
+    let code = tokio::task::spawn_blocking(move || {
+        let code = api.terminate(Duration::from_secs(5));
+        (api, code)
+    })
+    .await
+    .unwrap()
+    .1;
+    assert_eq!(code, Some(0));
+    assert!(s.next().await.is_none(), "the stream ended");
+}

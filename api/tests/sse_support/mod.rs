@@ -139,7 +139,7 @@ impl Drop for Api {
 /// The real `drover-api` binary, on a free loopback port; killed when dropped.
 pub struct ApiProc {
     pub addr: SocketAddr,
-    _proc: drover_tests::procs::Proc,
+    proc: drover_tests::procs::Proc,
     _db: TestDb,
 }
 
@@ -174,9 +174,14 @@ impl ApiProc {
         .await;
         Self {
             addr,
-            _proc: proc,
+            proc,
             _db: db,
         }
+    }
+
+    /// Sends SIGTERM and waits for the exit code (panics after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        self.proc.terminate(timeout)
     }
 
     /// `http://addr/api/v1{path}`.
