@@ -3,7 +3,7 @@
 //!
 //! # Design
 //!
-//! - **One reader per queue** ([`reader`]): a task with a dedicated connection doing
+//! - **One reader per queue** (`reader`): a task with a dedicated connection doing
 //!   `XREAD BLOCK` after the last id it delivered, starting at the stream's end. It
 //!   never dies: on a Redis error it backs off, reconnects and resumes after the same
 //!   id. Any number of API processes each run their own readers, so each relays every
