@@ -37,6 +37,10 @@ bench-api duration="30s" connections="32":
 contract examples="100" seed="1":
     CONTRACT_EXAMPLES={{examples}} CONTRACT_SEED={{seed}} ops/scripts/contract.sh
 
+# Benchmark Server-Sent Events: one API, N clients on loopback (see docs/BENCHMARKS.md)
+bench-sse clients="10000" events="200" rate="10":
+    ulimit -n 20000 && cargo bench -p drover-api --bench sse -- --clients {{clients}} --events {{events}} --rate {{rate}}
+
 # Run exactly what CI runs
 ci:
     bash .ci/run

@@ -12,6 +12,8 @@
 //! | `DROVER_API_BURST_SUBMITTER` | twice the rate | requests a submitter key may make at once after a quiet spell |
 //! | `DROVER_API_RATE_ADMIN` | `100` | requests per second each admin key may make, on average (0: no limit) |
 //! | `DROVER_API_BURST_ADMIN` | twice the rate | requests an admin key may make at once after a quiet spell |
+//!
+//! Server-Sent Events have their own settings: see [`SseConfig`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,6 +70,7 @@ pub struct ApiConfig {
     pub key_cache_ttl: Duration,
     pub rate_submitter: RateLimit,
     pub rate_admin: RateLimit,
+    pub sse: SseConfig,
 }
 
 /// Default requests per second per key.
@@ -96,6 +99,7 @@ impl ApiConfig {
             Duration::from_secs(5),
             0..=60_000,
         )?;
+        let sse = SseConfig::from_env(env)?;
         Ok(Self {
             common,
             addr,
@@ -104,6 +108,7 @@ impl ApiConfig {
             key_cache_ttl,
             rate_submitter: rate_limit(env, "SUBMITTER")?,
             rate_admin: rate_limit(env, "ADMIN")?,
+            sse,
         })
     }
 }
@@ -167,6 +172,50 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
     Ok(keys)
 }
 
+/// How the API serves Server-Sent Events.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `DROVER_SSE_KEEP_ALIVE_MS` | `15000` | a keep-alive comment goes out this often on every stream |
+/// | `DROVER_SSE_CLIENT_BUFFER` | `1024` | events buffered per client; a client further behind gets `stream:lagged` and is closed |
+/// | `DROVER_SSE_MAX_CLIENTS` | `20000` | event streams one API process serves at once; more get 503 |
+#[derive(Debug, Clone)]
+pub struct SseConfig {
+    pub keep_alive: std::time::Duration,
+    pub client_buffer: usize,
+    pub max_clients: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive: std::time::Duration::from_secs(15),
+            client_buffer: 1024,
+            max_clients: 20_000,
+        }
+    }
+}
+
+impl SseConfig {
+    /// Reads and checks the SSE settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            keep_alive: env.millis("DROVER_SSE_KEEP_ALIVE_MS", d.keep_alive, 10..=300_000)?,
+            client_buffer: env.number(
+                "DROVER_SSE_CLIENT_BUFFER",
+                d.client_buffer as u64,
+                1..=65_536,
+            )? as usize,
+            max_clients: env.number(
+                "DROVER_SSE_MAX_CLIENTS",
+                d.max_clients as u64,
+                1..=1_000_000,
+            )? as usize,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +274,16 @@ mod tests {
         let e =
             ApiConfig::from_env(&Env::from_pairs([("DROVER_API_KEY_CACHE_MS", "x")])).unwrap_err();
         assert_eq!(e.var, "DROVER_API_KEY_CACHE_MS");
+    }
+
+    #[test]
+    fn sse_settings_are_checked() {
+        let c =
+            SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_KEEP_ALIVE_MS", "250")])).unwrap();
+        assert_eq!(c.keep_alive, std::time::Duration::from_millis(250));
+        assert_eq!(c.client_buffer, 1024);
+        let e =
+            SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_CLIENT_BUFFER", "0")])).unwrap_err();
+        assert_eq!(e.var, "DROVER_SSE_CLIENT_BUFFER");
     }
 }

@@ -9,14 +9,17 @@
 //! - [`payload`]: JSON bodies whose errors name the field at fault.
 //! - [`middleware`]: request ids, request logs, HTTP metrics and the body limit.
 //! - [`routes`]: the operations, one module per resource.
+//! - [`relay`]: the event relay behind the Server-Sent Events routes.
 //! - [`openapi`]: the OpenAPI service that gathers them, and the served document.
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod middleware;
 pub mod openapi;
 pub mod payload;
+pub mod relay;
 pub mod routes;
 pub mod state;
 
@@ -73,7 +76,13 @@ pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
         revoked = sync.revoked,
         "API keys ready"
     );
-    Ok(AppState::new(config, redis, queues, db, metrics))
+    let wait = config.common.redis_connect_timeout;
+    let state = AppState::new(config, redis, queues, db, metrics);
+    state.relay().start();
+    if !state.relay().wait_ready(wait).await {
+        tracing::warn!("the event relay has not reached Redis yet; it keeps trying");
+    }
+    Ok(state)
 }
 
 /// The whole HTTP application over `state`.
@@ -122,7 +131,7 @@ pub async fn serve(
         .into_acceptor()
         .await
         .with_context(|| format!("listen on {addr}"))?;
-    serve_on(config, acceptor, shutdown).await
+    serve_on(config, listener::NoDelay(acceptor), shutdown).await
 }
 
 /// Serves the API on an acceptor that is already bound (tests bind port 0).
@@ -140,8 +149,18 @@ pub async fn serve_on<A: Acceptor + 'static>(
     for a in &local {
         tracing::info!(addr = %a, docs = %format!("http://{a}/docs"), "drover-api listening");
     }
-    Server::new_with_acceptor(acceptor)
+    // Event streams never end on their own: end them when shutdown starts, so the
+    // drain does not wait its whole timeout (clients resume elsewhere).
+    let relay = state.relay().clone();
+    let shutdown = async move {
+        shutdown.await;
+        relay.close_clients();
+    };
+    let relay = state.relay().clone();
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
         .await
-        .context("serve HTTP")
+        .context("serve HTTP");
+    relay.stop();
+    served
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
+use crate::routes::sse::SseApi;
 use crate::routes::workers::WorkersApi;
 
 /// The groups of operations in the docs.
@@ -29,10 +30,12 @@ pub enum ApiTags {
     Queues,
     /// The workers that run the jobs.
     Workers,
+    /// Following jobs and queues live, as Server-Sent Events.
+    Events,
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, QueuesApi, WorkersApi);
+pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -48,6 +51,9 @@ a key whose role does not allow the operation 403.
 **Errors.** Every 4xx and 5xx answers `{\"error\": {\"code\", \"message\", \"details\"}}`; \
 `details.field` names the field at fault in a 400. A rejected request changes nothing.
 
+**Events.** `GET /api/v1/jobs/{id}/events` and `GET /api/v1/sse/events` stream events as \
+Server-Sent Events; reconnect with `Last-Event-ID` to receive what you missed.
+
 **Request ids.** Every response carries `X-Request-Id` (the request's own, if it sent a \
 sane one); a submitted job keeps it as `request_id`.";
 
@@ -55,7 +61,7 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, QueuesApi, WorkersApi),
+        (JobsApi, QueuesApi, WorkersApi, SseApi),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::cache::KeyCache;
 use crate::auth::rate_limit::RateLimiter;
 use crate::config::ApiConfig;
+use crate::relay::Relay;
 
 /// The API's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     metrics: PrometheusHandle,
     keys: KeyCache,
     limiter: RateLimiter,
+    relay: Relay,
 }
 
 impl AppState {
@@ -44,10 +46,12 @@ impl AppState {
             config.rate_submitter,
             config.rate_admin,
         );
+        let relay = Relay::new(queues.clone(), config.sse.clone());
         Self {
             inner: Arc::new(Inner {
                 keys,
                 limiter,
+                relay,
                 config,
                 redis,
                 queues,
@@ -92,5 +96,11 @@ impl AppState {
     #[must_use]
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// The process's event relay (Server-Sent Events).
+    #[must_use]
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
     }
 }

@@ -115,6 +115,13 @@ impl Proc {
         Self::start_path(&binary(name).to_string_lossy(), &[], envs)
     }
 
+    /// Like [`Proc::start`], for an executable given by path: a package's own tests
+    /// have theirs as `env!("CARGO_BIN_EXE_<name>")`, already built by cargo.
+    #[must_use]
+    pub fn start_exe(exe: impl AsRef<std::path::Path>, envs: &[(&str, String)]) -> Self {
+        Self::start_path(&exe.as_ref().to_string_lossy(), &[], envs)
+    }
+
     /// Starts the program at `path` with these arguments and environment variables
     /// (and a clean environment for Drover's own variables).
     #[must_use]

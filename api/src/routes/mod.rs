@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod lookup;
 pub mod payload_docs;
 pub mod queues;
+pub mod sse;
 pub mod submit;
 pub mod views;
 pub mod workers;

@@ -13,6 +13,9 @@
 //! - the **progress writer** flushes the latest progress report of each job a few
 //!   times a second.
 //!
+//! Handlers report progress through [`JobContext::progress`], or through a
+//! [`ProgressMeter`] that turns "n more rows done" into percent, rate and ETA.
+//!
 //! The backend's middleware ([`layer::AckLayer`]) wraps every handler call: it turns the
 //! handler's result (or panic) into an outcome and hands it to the acknowledger.
 //! No Redis error ends the worker: every loop backs off and tries again.
@@ -21,6 +24,7 @@ mod backend;
 mod context;
 mod driver;
 mod layer;
+mod progress;
 mod wake;
 
 use std::time::Duration;
@@ -28,6 +32,7 @@ use std::time::Duration;
 pub use backend::DroverBackend;
 pub use context::{JobContext, JobError, JobErrorKind, MissingJobContext};
 pub use layer::{AckLayer, AckService, HandlerPanicked};
+pub use progress::{ProgressMeter, ProgressSink};
 pub use wake::WakeHub;
 
 /// How a worker leases and runs the jobs of one queue.
