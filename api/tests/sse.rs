@@ -12,8 +12,8 @@ use drover_jobs::events::EventType;
 use drover_tests::eventually_async;
 use serde_json::json;
 use sse_support::{
-    Api, ApiProc, Gate, KEY, Msg, Sse, WAIT, client, enqueue, handles_on, job_events, rows_done,
-    worker,
+    Api, ApiProc, Gate, KEY, Msg, SUBMITTER_KEY, Sse, WAIT, client, enqueue, handles_on,
+    job_events, rows_done, worker,
 };
 
 fn ids(ms: &[Msg]) -> Vec<String> {
@@ -638,4 +638,52 @@ async fn shutdown_ends_event_streams_at_once() {
     .1;
     assert_eq!(code, Some(0));
     assert!(s.next().await.is_none(), "the stream ended");
+}
+
+#[tokio::test]
+async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
+    let api = Api::start(&[]).await;
+    let anonymous = reqwest::Client::new();
+    for path in ["/sse/events", "/jobs/01JNOSUCHJOB/events", "/sse/status"] {
+        let r = anonymous.get(api.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a key");
+    }
+    let r = anonymous
+        .post(api.url("/sse/test-event"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A submitter follows events but may not look at the relay or publish.
+    let sub = reqwest::Client::new();
+    let r = sub
+        .get(api.url("/sse/events?queue=export"))
+        .bearer_auth(SUBMITTER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    drop(r);
+    let r = sub
+        .get(api.url("/sse/status"))
+        .bearer_auth(SUBMITTER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = sub
+        .post(api.url("/sse/test-event"))
+        .bearer_auth(SUBMITTER_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
 }

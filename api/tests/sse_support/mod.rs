@@ -29,6 +29,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// The admin key every test API accepts.
 pub const KEY: &str = "sse-test-admin-key-0123456789";
+/// A submitter key every test API accepts.
+pub const SUBMITTER_KEY: &str = "sse-test-submitter-key-0123456789";
 
 /// An HTTP client that sends [`KEY`] with every request.
 pub fn client() -> reqwest::Client {
@@ -46,7 +48,10 @@ pub fn client() -> reqwest::Client {
 /// Environment for an API (or worker) on `redis_url` in namespace `ns`.
 pub fn env(redis_url: &str, ns: &str, db: &TestDb) -> Vec<(String, String)> {
     vec![
-        ("DROVER_API_KEYS".into(), format!("admin:{KEY}")),
+        (
+            "DROVER_API_KEYS".into(),
+            format!("admin:{KEY},submitter:{SUBMITTER_KEY}"),
+        ),
         // The tests poll the status endpoint in tight loops: no rate limit here (it has
         // tests of its own).
         ("DROVER_API_RATE_ADMIN".into(), "0".into()),
