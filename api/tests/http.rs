@@ -77,6 +77,13 @@ async fn health_ready_metrics_and_docs_need_no_key() {
         text.contains("drover_http_requests_total") && text.contains("route=\"add_job\""),
         "{text}"
     );
+    // The queues' state, read from Redis at scrape time: the job just submitted waits.
+    assert!(
+        text.contains("drover_queue_jobs{queue=\"cleanup\",state=\"waiting\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("drover_queue_paused{queue=\"cleanup\"} 0"), "{text}");
+    assert!(text.contains("drover_redis_up 1"), "{text}");
 
     let spec = api.get("/openapi.json", "").await;
     assert_eq!(spec.status, 200);

@@ -53,11 +53,45 @@ pub async fn ready(state: Data<&AppState>) -> impl IntoResponse {
     body.with_status(status)
 }
 
-/// Prometheus metrics of this process.
+/// Prometheus metrics of this process, and the state of every queue read from Redis
+/// at scrape time (so any API replica reports the same queue figures).
 #[handler]
 pub async fn metrics(state: Data<&AppState>) -> impl IntoResponse {
+    refresh_queue_gauges(&state).await;
     state
         .metrics()
         .render()
         .with_content_type("text/plain; version=0.0.4")
+}
+
+/// Sets the per-queue gauges: jobs per state, oldest waiting age, paused, live workers.
+/// When Redis does not answer they keep their last values and `drover_redis_up` says 0.
+async fn refresh_queue_gauges(state: &AppState) {
+    let reads = futures::future::join_all(state.queues().all().map(|(name, q)| async move {
+        let overview = tokio::time::timeout(PROBE_TIMEOUT, q.overview()).await;
+        let workers = tokio::time::timeout(PROBE_TIMEOUT, q.workers()).await;
+        (name, overview, workers)
+    }))
+    .await;
+    let mut up = true;
+    for (name, overview, workers) in reads {
+        let queue = name.as_str();
+        match overview {
+            Ok(Ok(o)) => {
+                for st in drover_queue::JobState::ALL {
+                    ::metrics::gauge!("drover_queue_jobs", "queue" => queue, "state" => st.as_str())
+                        .set(o.counts.get(st) as f64);
+                }
+                let age = o.oldest_waiting_age_ms.unwrap_or(0) as f64 / 1000.0;
+                ::metrics::gauge!("drover_queue_oldest_waiting_seconds", "queue" => queue).set(age);
+                ::metrics::gauge!("drover_queue_paused", "queue" => queue)
+                    .set(f64::from(u8::from(o.paused)));
+            }
+            _ => up = false,
+        }
+        if let Ok(Ok(w)) = workers {
+            ::metrics::gauge!("drover_queue_workers", "queue" => queue).set(w.len() as f64);
+        }
+    }
+    ::metrics::gauge!("drover_redis_up").set(f64::from(u8::from(up)));
 }
