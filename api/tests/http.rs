@@ -82,7 +82,10 @@ async fn health_ready_metrics_and_docs_need_no_key() {
         text.contains("drover_queue_jobs{queue=\"cleanup\",state=\"waiting\"} 1"),
         "{text}"
     );
-    assert!(text.contains("drover_queue_paused{queue=\"cleanup\"} 0"), "{text}");
+    assert!(
+        text.contains("drover_queue_paused{queue=\"cleanup\"} 0"),
+        "{text}"
+    );
     assert!(text.contains("drover_redis_up 1"), "{text}");
 
     let spec = api.get("/openapi.json", "").await;
