@@ -146,14 +146,9 @@ fn drover_up_makes_and_prints_a_dev_admin_key_when_there_is_none() {
     assert_eq!(status, 200);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "drover up did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    drover_tests::eventually(Duration::from_secs(60), "drover up to stop", || {
+        child.0.try_wait().unwrap().map(drop)
+    });
 
     // The key is stored (hashed) in the stack's database.
     let out = drover(

@@ -83,7 +83,9 @@ async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
 async fn progress_reports_reach_the_job_and_the_stream() {
     let (redis, queue) = shared_queue();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
-    let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
+    let q = queue.clone();
+    let h = Handler::new(move |_job: TestJob, ctx: JobContext, _w| {
+        let q = q.clone();
         Box::pin(async move {
             for i in 1..=200u32 {
                 // A tight loop: the reports must be coalesced, not all written.
@@ -93,7 +95,13 @@ async fn progress_reports_reach_the_job_and_the_stream() {
                     serde_json::json!({ "rows": i }),
                 );
             }
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            // Finish only once the last report is written, so it is not lost to the
+            // job's completion.
+            drover_tests::eventually_async(T, "the last report to be written", || async {
+                let j = q.get(ctx.id()).await.ok().flatten()?;
+                (j.progress_message.as_deref() == Some("row 200")).then_some(())
+            })
+            .await;
             Ok(serde_json::Value::Null)
         })
     });

@@ -148,14 +148,10 @@ async fn a_graceful_stop_hands_back_what_it_did_not_start() {
         let s = s.clone();
         Box::pin(async move {
             s.notify_one();
-            let deadline = std::time::Instant::now() + T;
-            while !w.is_shutting_down() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the worker was never stopped"
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            drover_tests::eventually_async(T, "the worker to be told to stop", || async {
+                w.is_shutting_down().then_some(())
+            })
+            .await;
             Ok(serde_json::Value::Null)
         })
     });

@@ -110,25 +110,22 @@ impl Builder {
             .unwrap();
         let base = format!("http://{addr}");
         // Up once /health answers; or the task ended (it failed at start).
-        let deadline = tokio::time::Instant::now() + T;
-        loop {
-            tokio::select! {
-                res = &mut task => {
-                    return Err(match res {
-                        Ok(Ok(())) => "the API stopped at start".to_owned(),
-                        Ok(Err(e)) => format!("{e:#}"),
-                        Err(e) => e.to_string(),
-                    });
-                }
-                ok = client.get(format!("{base}/health")).send() => {
-                    if ok.is_ok() { break; }
-                }
+        let health = format!("{base}/health");
+        let up = async {
+            drover_tests::eventually_async(T, "the API to come up", || async {
+                client.get(&health).send().await.ok().map(drop)
+            })
+            .await;
+        };
+        tokio::select! {
+            res = &mut task => {
+                return Err(match res {
+                    Ok(Ok(())) => "the API stopped at start".to_owned(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => e.to_string(),
+                });
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the API did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            () = up => {}
         }
         let dbc = drover_jobs::connect::database(db.url()).await.unwrap();
         Ok(TestApi {
