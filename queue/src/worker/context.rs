@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use apalis_core::task::Task;
 use apalis_core::task::from_request::FromRequest;
+use tokio_util::sync::CancellationToken;
 
 use crate::options::Backoff;
 use crate::queue::ProgressItem;
@@ -28,6 +29,7 @@ struct Inner {
     request_id: Option<String>,
     backoff: Backoff,
     progress: ProgressBuffer,
+    lease_lost: CancellationToken,
 }
 
 impl fmt::Debug for JobContext {
@@ -51,6 +53,7 @@ impl JobContext {
         request_id: Option<String>,
         backoff: Backoff,
         progress: ProgressBuffer,
+        lease_lost: CancellationToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -62,6 +65,7 @@ impl JobContext {
                 request_id,
                 backoff,
                 progress,
+                lease_lost,
             }),
         }
     }
@@ -106,6 +110,24 @@ impl JobContext {
     #[must_use]
     pub fn backoff(&self) -> &Backoff {
         &self.inner.backoff
+    }
+
+    /// Fires when this attempt's lease is lost: it could not be renewed in time, or
+    /// the job was rescued and handed to another worker.
+    ///
+    /// Once it fires, another attempt may be running the same job, so a handler that
+    /// writes files or rows must stop before it writes again (and must not rename a
+    /// temporary file into place). Await `lease_lost().cancelled()` in a `select!`, or
+    /// check [`JobContext::is_lease_lost`] between batches.
+    #[must_use]
+    pub fn lease_lost(&self) -> &CancellationToken {
+        &self.inner.lease_lost
+    }
+
+    /// Whether this attempt's lease is lost (see [`JobContext::lease_lost`]).
+    #[must_use]
+    pub fn is_lease_lost(&self) -> bool {
+        self.inner.lease_lost.is_cancelled()
     }
 
     pub(crate) fn token(&self) -> u64 {
