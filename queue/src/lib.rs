@@ -1,7 +1,7 @@
 //! Drover's durable job queue on Redis.
 //!
 //! This crate knows queues, jobs and workers, and nothing of what the jobs do. It
-//! keeps every promise of the design (`DESIGN.md`, "The queue"):
+//! keeps these promises (see `docs/ARCHITECTURE.md`):
 //!
 //! - **at-least-once**: a job leaves `active` only when its handler returns; a worker
 //!   holds a renewed lease on each job it runs, and jobs whose lease expires are
