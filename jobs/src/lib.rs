@@ -9,6 +9,7 @@
 //! - [`config`]: the settings every binary shares ([`config::CommonConfig`]).
 //! - [`connect`]: Redis, the database (with migrations) and the queue handles.
 //! - [`telemetry`]: logs (pretty or JSON) and the Prometheus recorder.
+//! - [`probes`]: `/metrics`, `/health` and `/ready` for the processes without an API.
 //! - [`shutdown`]: the stop signal (Ctrl-C or SIGTERM).
 //! - [`events`]: the event schema, re-exported from the queue.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod connect;
 pub mod env;
 pub mod kinds;
+pub mod probes;
 pub mod queues;
 pub mod shutdown;
 pub mod telemetry;

@@ -6,12 +6,10 @@
 //! - [`config`]: the settings, read once at start.
 //! - [`deps`]: what handlers share (database, Redis, queues, data directory).
 //! - [`jobs`]: one module per job kind, and the list that registers them.
-//! - [`metrics_server`]: the process's Prometheus endpoint.
 
 pub mod config;
 pub mod deps;
 pub mod jobs;
-pub mod metrics_server;
 
 use std::future::Future;
 
@@ -39,7 +37,15 @@ pub async fn run(
         data_dir: config.common.data_dir.clone(),
     };
     let metrics_task = match config.metrics_addr {
-        Some(addr) => Some(metrics_server::spawn(addr, metrics).await?),
+        Some(addr) => {
+            let probes = drover_jobs::probes::Probes {
+                process: "drover-worker",
+                metrics,
+                redis: redis.clone(),
+                db: Some(deps.db.clone()),
+            };
+            Some(drover_jobs::probes::spawn(addr, "DROVER_WORKER_METRICS_ADDR", probes).await?)
+        }
         None => None,
     };
     let monitor = jobs::register_all(Monitor::new(), &config, &queues, &hub, &deps)
