@@ -8,7 +8,7 @@ use redis::Value;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use serde::Serialize;
 
-use crate::connection::Redis;
+use crate::connection::{Redis, Traffic};
 use crate::error::{QueueError, Result};
 use crate::events::{Event, EventType, parse_entries};
 use crate::job::{JobRecord, JobState};
@@ -760,7 +760,7 @@ impl Queue {
             .arg(promote_batch)
             .arg(self.stats_ttl_s())
             .arg(&self.inner.name);
-        let v: Vec<Value> = self.inner.redis.invoke(&inv).await?;
+        let v: Vec<Value> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() < 2 {
             return Err(QueueError::Protocol("fetch returned too little".into()));
         }
@@ -801,7 +801,7 @@ impl Queue {
         for (id, token) in held {
             inv.arg(id).arg(*token);
         }
-        let v: Vec<u32> = self.inner.redis.invoke(&inv).await?;
+        let v: Vec<u32> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() != held.len() {
             return Err(QueueError::Protocol("start returned a bad reply".into()));
         }
@@ -839,7 +839,7 @@ impl Queue {
                 }
             }
         }
-        let v: Vec<u64> = self.inner.redis.invoke(&inv).await?;
+        let v: Vec<u64> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() != 4 {
             return Err(QueueError::Protocol("ack returned a bad reply".into()));
         }
@@ -864,7 +864,7 @@ impl Queue {
         for (id, token) in held {
             inv.arg(id).arg(*token);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     /// Rescues up to `batch` jobs with expired leases; returns (back to waiting, failed).
@@ -883,7 +883,7 @@ impl Queue {
             .arg(&self.inner.name)
             .arg(&k.wake_channel)
             .arg(self.stats_ttl_s());
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn release(&self, held: &[(String, u64)]) -> Result<u64> {
@@ -900,7 +900,7 @@ impl Queue {
         for (id, token) in held {
             inv.arg(id).arg(*token);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn progress(&self, items: &[ProgressItem]) -> Result<u64> {
@@ -916,7 +916,7 @@ impl Queue {
                 .arg(&p.message)
                 .arg(&p.data);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn heartbeat(&self, worker: &str, info: &str, ttl: Duration) -> Result<()> {
@@ -926,7 +926,7 @@ impl Queue {
             .arg(worker)
             .arg(info)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let _: i64 = self.inner.redis.invoke(&inv).await?;
+        let _: i64 = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         Ok(())
     }
 }

@@ -205,3 +205,114 @@ async fn a_lost_fetch_reply_costs_no_attempt() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_admin_read_does_not_delay_a_lease_renewal() {
+    let proxy = Proxy::for_redis(&drover_tests::shared_redis_url()).await;
+    let ns = drover_tests::namespace();
+    // One handle for the worker and the admin reads, as in a process that runs both,
+    // with one general lane: only the control lane keeps them apart.
+    let mut cfg = RedisConfig::new(proxy.url());
+    cfg.pool_size = 1;
+    cfg.response_timeout = Duration::from_secs(60);
+    let through = Redis::new(cfg).unwrap();
+    let direct = Redis::new(RedisConfig::new(drover_tests::shared_redis_url())).unwrap();
+    let work = Queue::new(through.clone(), &ns, "work", fast_defaults()).unwrap();
+    let big = Queue::new(through.clone(), &ns, "big", fast_defaults()).unwrap();
+    let work_direct = Queue::new(direct.clone(), &ns, "work", fast_defaults()).unwrap();
+    let big_direct = Queue::new(direct.clone(), &ns, "big", fast_defaults()).unwrap();
+    // A thousand jobs of 20 kB each: a 20 MB page.
+    let pad = "x".repeat(20_000);
+    let jobs = (0..1000)
+        .map(|n| NewJob::new(&serde_json::json!({ "n": n, "pad": pad })).unwrap())
+        .collect();
+    big_direct.enqueue_many(jobs).await.unwrap();
+
+    let hub = WakeHub::start(direct.clone(), &ns);
+    let started = Arc::new(Notify::new());
+    let go = Arc::new(Notify::new());
+    let lost = Arc::new(AtomicBool::new(false));
+    let (s, g, l) = (started.clone(), go.clone(), lost.clone());
+    let handler = Handler::new(move |_job: TestJob, ctx: JobContext, _w| {
+        let (s, g, l) = (s.clone(), g.clone(), l.clone());
+        Box::pin(async move {
+            s.notify_one();
+            tokio::select! {
+                () = ctx.lease_lost().cancelled() => l.store(true, Ordering::SeqCst),
+                () = g.notified() => {}
+            }
+            Ok(serde_json::json!({ "done": true }))
+        })
+    });
+    let lease = Duration::from_millis(1000);
+    let worker = spawn_worker(&work, &hub, partition_options(lease), handler);
+    let e = work_direct.enqueue(job()).await.unwrap();
+    tokio::time::timeout(T, started.notified()).await.unwrap();
+
+    // The link is slow: the page takes seconds to come through, several leases long.
+    proxy.throttle(Some(5_000_000));
+    let t0 = std::time::Instant::now();
+    let page = big.list(JobState::Waiting, None, 1000).await.unwrap();
+    let took = t0.elapsed();
+    proxy.throttle(None);
+    assert_eq!(page.jobs.len(), 1000);
+    assert!(
+        took > lease * 2,
+        "the read must outlast the lease for this test to mean anything ({took:?})"
+    );
+    go.notify_one();
+    let rec = wait_finished(&work_direct, &e.id, T).await;
+    assert!(
+        !lost.load(Ordering::SeqCst),
+        "the renewals waited behind the admin read"
+    );
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_read_holds_up_one_general_lane_and_the_others_go_around_it() {
+    let proxy = Proxy::for_redis(&drover_tests::shared_redis_url()).await;
+    let ns = drover_tests::namespace();
+    let mut cfg = RedisConfig::new(proxy.url());
+    cfg.pool_size = 2;
+    cfg.response_timeout = Duration::from_secs(60);
+    let through = Redis::new(cfg).unwrap();
+    let direct = Redis::new(RedisConfig::new(drover_tests::shared_redis_url())).unwrap();
+    let big = Queue::new(through.clone(), &ns, "big", fast_defaults()).unwrap();
+    let pad = "x".repeat(20_000);
+    let jobs = (0..500)
+        .map(|n| NewJob::new(&serde_json::json!({ "n": n, "pad": pad })).unwrap())
+        .collect();
+    let ids = Queue::new(direct, &ns, "big", fast_defaults())
+        .unwrap()
+        .enqueue_many(jobs)
+        .await
+        .unwrap();
+    through.ping().await.unwrap();
+    assert_eq!(
+        through.open_general_lanes(),
+        1,
+        "an idle handle uses one connection"
+    );
+
+    proxy.throttle(Some(2_000_000));
+    let b = big.clone();
+    let slow = tokio::spawn(async move { b.list(JobState::Waiting, None, 500).await });
+    eventually_async(T, "the page to be on its way", || async {
+        (through.busy_general_lanes() == 1).then_some(())
+    })
+    .await;
+    // Meanwhile other calls take the other lane and are answered at once.
+    for id in ids.iter().take(5) {
+        assert!(big.get(&id.id).await.unwrap().is_some());
+    }
+    assert!(
+        !slow.is_finished(),
+        "the other calls did not wait for the page"
+    );
+    assert_eq!(through.open_general_lanes(), 2);
+    proxy.throttle(None);
+    assert_eq!(slow.await.unwrap().unwrap().jobs.len(), 500);
+}
