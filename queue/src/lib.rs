@@ -35,7 +35,7 @@ pub mod queue;
 mod scripts;
 pub mod worker;
 
-pub use connection::{Redis, RedisConfig, Traffic};
+pub use connection::{Redis, RedisConfig, Traffic, reconnect_delay};
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
 pub use job::{AttemptError, JobRecord, JobState};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::streams::StreamRangeReply;
 use serde::Serialize;
 
 use crate::connection::{Redis, Traffic};
@@ -961,32 +961,6 @@ fn text(v: &Value) -> Result<String> {
 
 fn int(v: &Value) -> Result<i64> {
     redis::from_redis_value_ref::<i64>(v).map_err(|e| QueueError::Protocol(e.to_string()))
-}
-
-/// Reads a queue's events after stream id `after`, blocking up to `block` for new ones.
-///
-/// Uses the caller's own connection: a blocking read must not hold up other commands.
-/// It reads one queue per call so that it works on a Redis Cluster too.
-pub async fn read_events_blocking(
-    conn: &mut redis::aio::MultiplexedConnection,
-    queue: &Queue,
-    after: &str,
-    count: usize,
-    block: Duration,
-) -> Result<Vec<Event>> {
-    let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-        .arg("COUNT")
-        .arg(count.max(1))
-        .arg("BLOCK")
-        .arg(u64::try_from(block.as_millis()).unwrap_or(0))
-        .arg("STREAMS")
-        .arg(&queue.keys().events)
-        .arg(after)
-        .query_async(conn)
-        .await?;
-    Ok(reply
-        .map(|r| r.keys.iter().flat_map(|k| parse_entries(&k.ids)).collect())
-        .unwrap_or_default())
 }
 
 #[cfg(test)]
