@@ -9,7 +9,7 @@
 //! | `DATABASE_URL` | `sqlite://<data dir>/drover.db?mode=rwc` | SQLite or PostgreSQL |
 //! | `DROVER_AUTO_MIGRATE` | `true` | apply migrations at start |
 //! | `DROVER_REDIS_NAMESPACE` | `drover` | prefix of every Redis key (`{drover:export}:…`) |
-//! | `DROVER_REDIS_POOL_SIZE` | `16` | pooled Redis connections |
+//! | `DROVER_REDIS_POOL_SIZE` | `16` | most Redis connections for enqueues, reads and admin calls (workers' lease traffic has one more of its own) |
 //! | `DROVER_REDIS_CONNECT_TIMEOUT_MS` | `2000` | give up connecting after this |
 //! | `DROVER_REDIS_TIMEOUT_MS` | `5000` | treat Redis as down when it does not answer in this |
 //! | `DROVER_EVENTS_MAXLEN` | `10000` | events kept per queue stream (approximately) |

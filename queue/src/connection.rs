@@ -1,15 +1,27 @@
-//! Connections to Redis: a deadpool of multiplexed connections, with timeouts.
+//! Connections to Redis: multiplexed *lanes*, with timeouts.
 //!
-//! A multiplexed connection pipelines every request sent on it, so the hot paths
-//! (enqueue, fetch, acknowledge) share one *lane* taken from the pool instead of
-//! checking a connection out per call: deadpool pings a connection each time it
-//! hands one out, which would double the round trips. When the lane fails it is
-//! dropped and the next call takes a fresh one from the pool.
+//! A multiplexed connection pipelines every request sent on it, so one lane carries
+//! many calls at once without a round trip to check a connection out. But a lane
+//! answers in order: a large reply (a page of a thousand jobs with big payloads)
+//! holds up every reply queued behind it on the same lane. So a [`Redis`] handle has
+//!
+//! - a **control lane** of its own for the workers' lease traffic (fetch, start,
+//!   renew, acknowledge, rescue, heartbeat, progress), which no admin read ever
+//!   uses, so a slow read cannot delay a lease renewal past its lease;
+//! - up to [`RedisConfig::pool_size`] **general lanes** for everything else
+//!   (enqueues, reads, admin operations). Each call takes the lane with the fewest
+//!   calls in flight, so a slow call occupies one lane and the others go around it.
+//!   Lanes connect on first use: an idle process holds one connection, a busy one
+//!   up to `pool_size`.
+//!
+//! When a lane's connection fails it is dropped and the next call on that lane
+//! reconnects. Blocking commands and pub/sub get connections of their own
+//! ([`Redis::dedicated`], [`Redis::pubsub`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use deadpool_redis::{Manager, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
 
@@ -20,9 +32,10 @@ use crate::error::{QueueError, Result};
 pub struct RedisConfig {
     /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
     pub url: String,
-    /// Connections in the pool.
+    /// Most connections for general traffic (enqueues, reads, admin operations); see
+    /// the [module docs](self). Worker lease traffic has one more of its own.
     pub pool_size: usize,
-    /// How long to wait for a TCP connection (and a pooled one) before giving up.
+    /// How long to wait for a TCP connection before giving up.
     pub connect_timeout: Duration,
     /// How long to wait for an answer before treating Redis as unreachable.
     pub response_timeout: Duration,
@@ -48,10 +61,63 @@ pub struct Redis {
 }
 
 struct Inner {
-    pool: Pool,
     client: redis::Client,
-    lane: RwLock<Option<MultiplexedConnection>>,
+    conn_config: AsyncConnectionConfig,
+    general: Vec<Lane>,
+    control: Lane,
     config: RedisConfig,
+}
+
+/// One multiplexed connection, made on first use and after a failure.
+#[derive(Default)]
+struct Lane {
+    conn: RwLock<Option<MultiplexedConnection>>,
+    /// Calls sent on this lane and not yet answered.
+    in_flight: AtomicUsize,
+    /// Serialises reconnection, so a burst of calls makes one connection, not many.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// Counts a call in flight on a lane until dropped.
+struct InFlight<'a>(&'a Lane);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Lane {
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.conn.read().ok().and_then(|c| c.clone())
+    }
+
+    async fn get(
+        &self,
+        client: &redis::Client,
+        cfg: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection> {
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let conn = client
+            .get_multiplexed_async_connection_with_config(cfg)
+            .await?;
+        if let Ok(mut slot) = self.conn.write() {
+            *slot = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    fn reset(&self) {
+        if let Ok(mut slot) = self.conn.write() {
+            *slot = None;
+        }
+    }
 }
 
 impl std::fmt::Debug for Redis {
@@ -71,27 +137,48 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// How long to wait before trying Redis again after `failures` failures in a row
+/// (from 1): 50 ms doubling to 5 s, with up to half taken off at random, so that the
+/// processes that lost Redis together do not all come back in the same instant.
+///
+/// Every reconnect loop in Drover uses this one policy.
+#[must_use]
+pub fn reconnect_delay(failures: u32) -> Duration {
+    let policy = crate::options::Backoff {
+        kind: crate::options::BackoffKind::Exponential,
+        delay_ms: 50,
+        factor: 2.0,
+        max_delay_ms: 5000,
+        jitter: 0.5,
+    };
+    policy.delay(failures.max(1), rand::random::<f64>())
+}
+
+/// Which lanes a call goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Enqueues, reads, admin operations: the least busy general lane.
+    General,
+    /// Worker lease traffic: the control lane.
+    Control,
+}
+
 impl Redis {
-    /// Builds the pool. Nothing connects until the first command.
+    /// Checks the URL. Nothing connects until the first command.
     pub fn new(config: RedisConfig) -> Result<Self> {
         let conn_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout));
-        let manager = Manager::new_with_config(config.url.as_str(), conn_config)?;
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .wait_timeout(Some(config.connect_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .recycle_timeout(Some(config.response_timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| QueueError::Pool(e.to_string()))?;
         let client = redis::Client::open(config.url.as_str())?;
+        let general = (0..config.pool_size.max(1))
+            .map(|_| Lane::default())
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
                 client,
-                lane: RwLock::new(None),
+                conn_config,
+                general,
+                control: Lane::default(),
                 config,
             }),
         })
@@ -103,41 +190,69 @@ impl Redis {
         &self.inner.config
     }
 
-    /// The pool, for callers that want a connection of their own for a while.
-    #[must_use]
-    pub fn pool(&self) -> &Pool {
-        &self.inner.pool
-    }
-
-    /// The shared multiplexed lane, taken from the pool on first use or after a failure.
-    pub async fn conn(&self) -> Result<MultiplexedConnection> {
-        if let Some(c) = self.read_lane() {
-            return Ok(c);
-        }
-        let pooled = self
-            .inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| QueueError::Pool(e.to_string()))?;
-        let conn = deadpool_redis::Connection::take(pooled);
-        if let Ok(mut lane) = self.inner.lane.write() {
-            if let Some(existing) = lane.as_ref() {
-                return Ok(existing.clone());
+    /// The lane for `traffic`: the control lane, or the general lane with the fewest
+    /// calls in flight (the first of them, so an idle process uses one connection).
+    fn lane(&self, traffic: Traffic) -> &Lane {
+        match traffic {
+            Traffic::Control => &self.inner.control,
+            Traffic::General => {
+                let mut best = &self.inner.general[0];
+                let mut least = usize::MAX;
+                for lane in &self.inner.general {
+                    let n = lane.in_flight.load(Ordering::Relaxed);
+                    if n == 0 {
+                        return lane;
+                    }
+                    if n < least {
+                        least = n;
+                        best = lane;
+                    }
+                }
+                best
             }
-            *lane = Some(conn.clone());
         }
-        Ok(conn)
     }
 
-    fn read_lane(&self) -> Option<MultiplexedConnection> {
-        self.inner.lane.read().ok().and_then(|l| l.clone())
+    /// Connections currently open on the general lanes (for tests and diagnostics).
+    #[must_use]
+    pub fn open_general_lanes(&self) -> usize {
+        self.inner
+            .general
+            .iter()
+            .filter(|l| l.current().is_some())
+            .count()
     }
 
-    /// Drops the shared lane after a connection failure, so the next call reconnects.
-    pub fn reset(&self) {
-        if let Ok(mut lane) = self.inner.lane.write() {
-            *lane = None;
+    /// General lanes with a call in flight now (for tests and diagnostics).
+    #[must_use]
+    pub fn busy_general_lanes(&self) -> usize {
+        self.inner
+            .general
+            .iter()
+            .filter(|l| l.in_flight.load(Ordering::Relaxed) > 0)
+            .count()
+    }
+
+    async fn run<T, F, Fut>(&self, traffic: Traffic, f: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let lane = self.lane(traffic);
+        lane.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _guard = InFlight(lane);
+        let conn = lane
+            .get(&self.inner.client, &self.inner.conn_config)
+            .await?;
+        match f(conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let err = QueueError::from(e);
+                if err.is_unavailable() {
+                    lane.reset();
+                }
+                Err(err)
+            }
         }
     }
 
@@ -164,38 +279,37 @@ impl Redis {
         }
     }
 
-    /// Runs a script on the shared lane, dropping the lane if the connection failed.
+    /// Runs a script on a general lane.
     pub async fn invoke<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> Result<T> {
-        let mut conn = self.conn().await?;
-        let res = inv.invoke_async::<T>(&mut conn).await;
-        self.check(res)
+        self.invoke_on(Traffic::General, inv).await
     }
 
-    /// Runs a command on the shared lane, dropping the lane if the connection failed.
+    /// Runs a script on the lanes for `traffic`.
+    pub async fn invoke_on<T: FromRedisValue>(
+        &self,
+        traffic: Traffic,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        self.run(traffic, |mut c| async move {
+            inv.invoke_async::<T>(&mut c).await
+        })
+        .await
+    }
+
+    /// Runs a command on a general lane.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        let mut conn = self.conn().await?;
-        let res = cmd.query_async::<T>(&mut conn).await;
-        self.check(res)
+        self.run(Traffic::General, |mut c| async move {
+            cmd.query_async::<T>(&mut c).await
+        })
+        .await
     }
 
-    /// Runs a pipeline on the shared lane, dropping the lane if the connection failed.
+    /// Runs a pipeline on a general lane.
     pub async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
-        let mut conn = self.conn().await?;
-        let res = pipe.query_async::<T>(&mut conn).await;
-        self.check(res)
-    }
-
-    fn check<T>(&self, res: redis::RedisResult<T>) -> Result<T> {
-        match res {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let err = QueueError::from(e);
-                if err.is_unavailable() {
-                    self.reset();
-                }
-                Err(err)
-            }
-        }
+        self.run(Traffic::General, |mut c| async move {
+            pipe.query_async::<T>(&mut c).await
+        })
+        .await
     }
 
     /// Checks that Redis answers.
@@ -208,6 +322,19 @@ impl Redis {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn reconnect_delays_grow_to_a_cap_with_jitter() {
+        use super::reconnect_delay;
+        use std::time::Duration;
+        for _ in 0..100 {
+            let first = reconnect_delay(1);
+            assert!((Duration::from_millis(25)..=Duration::from_millis(50)).contains(&first));
+            assert!(reconnect_delay(0) <= Duration::from_millis(50));
+            let late = reconnect_delay(40);
+            assert!((Duration::from_millis(2500)..=Duration::from_secs(5)).contains(&late));
+        }
+    }
 
     #[test]
     fn redacts_passwords() {

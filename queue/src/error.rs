@@ -9,9 +9,6 @@ pub enum QueueError {
     /// Redis answered with an error, or the connection to it failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// No connection could be had from the pool in time.
-    #[error("redis connection pool: {0}")]
-    Pool(String),
     /// Redis did not answer within the response timeout.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -44,7 +41,7 @@ impl QueueError {
                     || e.is_unrecoverable_error()
                     || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
             }
-            QueueError::Pool(_) | QueueError::Timeout(_) => true,
+            QueueError::Timeout(_) => true,
             _ => false,
         }
     }

@@ -155,7 +155,10 @@ mod tests {
             cluster_slot("{user1000}.following"),
             cluster_slot("user1000")
         );
-        assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
+        // An empty first tag does not count: the whole key is hashed. 8363 is
+        // CRC16/XMODEM("foo{}{bar}") mod 16384, computed outside this code.
+        assert_eq!(cluster_slot("foo{}{bar}"), 8363);
+        assert_ne!(cluster_slot("foo{}{bar}"), cluster_slot("bar"));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! # Layout
 //!
 //! - [`keys`]: the Redis key layout of a queue, and its cluster slot.
-//! - [`connection`]: the pooled Redis connection with timeouts.
+//! - [`connection`]: Redis connections (a control lane for workers, general lanes
+//!   for the rest), with timeouts.
 //! - [`options`]: job options (delay, priority, attempts, backoff, idempotency).
 //! - [`queue`]: [`Queue`], a handle to enqueue, read and administer one queue.
 //! - [`job`]: [`JobRecord`], a job read back, and [`JobState`].
@@ -34,7 +35,7 @@ pub mod queue;
 mod scripts;
 pub mod worker;
 
-pub use connection::{Redis, RedisConfig};
+pub use connection::{Redis, RedisConfig, Traffic, reconnect_delay};
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
 pub use job::{AttemptError, JobRecord, JobState};

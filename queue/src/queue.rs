@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::streams::StreamRangeReply;
 use serde::Serialize;
 
-use crate::connection::Redis;
+use crate::connection::{Redis, Traffic};
 use crate::error::{QueueError, Result};
 use crate::events::{Event, EventType, parse_entries};
 use crate::job::{JobRecord, JobState};
@@ -189,6 +189,8 @@ pub(crate) struct Leased {
     pub token: u64,
     pub request_id: String,
     pub wait_ms: u64,
+    /// Fired by the driver when this lease is lost; the handler's context carries it.
+    pub lease_lost: tokio_util::sync::CancellationToken,
 }
 
 /// What the fetch script answered.
@@ -758,7 +760,7 @@ impl Queue {
             .arg(promote_batch)
             .arg(self.stats_ttl_s())
             .arg(&self.inner.name);
-        let v: Vec<Value> = self.inner.redis.invoke(&inv).await?;
+        let v: Vec<Value> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() < 2 {
             return Err(QueueError::Protocol("fetch returned too little".into()));
         }
@@ -780,12 +782,30 @@ impl Queue {
                 token: u64::try_from(int(&j[5])?).unwrap_or(0),
                 request_id: text(&j[6]).unwrap_or_default(),
                 wait_ms: u64::try_from(int(&j[7])?).unwrap_or(0),
+                lease_lost: tokio_util::sync::CancellationToken::new(),
             });
         }
         Ok(FetchReply::Jobs {
             jobs,
             next_due_in_ms: (next_due >= 0).then_some(next_due),
         })
+    }
+
+    /// Marks leased jobs started (their attempt counts) and renews their leases;
+    /// answers each one's attempt number, or 0 for a lease this worker lost.
+    pub(crate) async fn start(&self, lease: Duration, held: &[(String, u64)]) -> Result<Vec<u32>> {
+        let mut inv = scripts::START.prepare_invoke();
+        inv.key(&self.inner.keys.active)
+            .arg(&self.inner.keys.prefix)
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        for (id, token) in held {
+            inv.arg(id).arg(*token);
+        }
+        let v: Vec<u32> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
+        if v.len() != held.len() {
+            return Err(QueueError::Protocol("start returned a bad reply".into()));
+        }
+        Ok(v)
     }
 
     pub(crate) async fn ack(&self, items: &[AckItem]) -> Result<AckReply> {
@@ -819,7 +839,7 @@ impl Queue {
                 }
             }
         }
-        let v: Vec<u64> = self.inner.redis.invoke(&inv).await?;
+        let v: Vec<u64> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() != 4 {
             return Err(QueueError::Protocol("ack returned a bad reply".into()));
         }
@@ -844,7 +864,7 @@ impl Queue {
         for (id, token) in held {
             inv.arg(id).arg(*token);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     /// Rescues up to `batch` jobs with expired leases; returns (back to waiting, failed).
@@ -863,7 +883,7 @@ impl Queue {
             .arg(&self.inner.name)
             .arg(&k.wake_channel)
             .arg(self.stats_ttl_s());
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn release(&self, held: &[(String, u64)]) -> Result<u64> {
@@ -880,7 +900,7 @@ impl Queue {
         for (id, token) in held {
             inv.arg(id).arg(*token);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn progress(&self, items: &[ProgressItem]) -> Result<u64> {
@@ -896,7 +916,7 @@ impl Queue {
                 .arg(&p.message)
                 .arg(&p.data);
         }
-        self.inner.redis.invoke(&inv).await
+        self.inner.redis.invoke_on(Traffic::Control, &inv).await
     }
 
     pub(crate) async fn heartbeat(&self, worker: &str, info: &str, ttl: Duration) -> Result<()> {
@@ -906,7 +926,7 @@ impl Queue {
             .arg(worker)
             .arg(info)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let _: i64 = self.inner.redis.invoke(&inv).await?;
+        let _: i64 = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         Ok(())
     }
 }
@@ -941,32 +961,6 @@ fn text(v: &Value) -> Result<String> {
 
 fn int(v: &Value) -> Result<i64> {
     redis::from_redis_value_ref::<i64>(v).map_err(|e| QueueError::Protocol(e.to_string()))
-}
-
-/// Reads a queue's events after stream id `after`, blocking up to `block` for new ones.
-///
-/// Uses the caller's own connection: a blocking read must not hold up other commands.
-/// It reads one queue per call so that it works on a Redis Cluster too.
-pub async fn read_events_blocking(
-    conn: &mut redis::aio::MultiplexedConnection,
-    queue: &Queue,
-    after: &str,
-    count: usize,
-    block: Duration,
-) -> Result<Vec<Event>> {
-    let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-        .arg("COUNT")
-        .arg(count.max(1))
-        .arg("BLOCK")
-        .arg(u64::try_from(block.as_millis()).unwrap_or(0))
-        .arg("STREAMS")
-        .arg(&queue.keys().events)
-        .arg(after)
-        .query_async(conn)
-        .await?;
-    Ok(reply
-        .map(|r| r.keys.iter().flat_map(|k| parse_entries(&k.ids)).collect())
-        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -50,24 +50,25 @@ async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
     assert_eq!(rec.errors[1].attempt, 2);
     assert!(rec.errors[0].error.contains("planned failure 1"));
 
-    // Gap = next attempt's start - this attempt's failure.
-    let gap1 = rec.errors[1].started_at - rec.errors[0].at;
-    let gap2 = rec.started_at.unwrap() - rec.errors[1].at;
-    // Jitter takes up to 20 % off; a retry never runs early, and the worker's timer
-    // picks it up within a few milliseconds (slack for a loaded machine).
-    let slack = 120;
-    assert!(
-        (120..=150 + slack).contains(&gap1),
-        "first gap {gap1} ms, expected 120..150"
-    );
-    assert!(
-        (360..=450 + slack).contains(&gap2),
-        "second gap {gap2} ms, expected 360..450"
-    );
-    assert!(
-        gap2 > gap1 * 2,
-        "gaps {gap1} then {gap2} do not grow by the factor"
-    );
+    // The delays as the ack script recorded them: each `job:retrying` event says when
+    // the next attempt may run. Jitter takes up to 20 % off; nothing here depends on
+    // how fast a loaded machine picks the retry up.
+    let retries = retrying_events(&queue).await;
+    assert_eq!(retries.len(), 2);
+    let delay = |i: usize| retries[i].data["delay_ms"].as_i64().unwrap();
+    let run_at = |i: usize| retries[i].data["run_at"].as_i64().unwrap();
+    assert!((120..=150).contains(&delay(0)), "first delay {}", delay(0));
+    assert!((360..=450).contains(&delay(1)), "second delay {}", delay(1));
+    for i in 0..2 {
+        assert_eq!(
+            run_at(i),
+            rec.errors[i].at + delay(i),
+            "run_at = failure + delay"
+        );
+    }
+    // A retry never runs early.
+    assert!(rec.errors[1].started_at >= run_at(0));
+    assert!(rec.started_at.unwrap() >= run_at(1));
 
     let kinds: Vec<_> = queue
         .events_after("0", 100)
@@ -179,9 +180,61 @@ async fn retry_after_overrides_the_backoff() {
     let w = spawn_worker(&queue, &hub, fast_options(1), h);
     let e = queue.enqueue(flaky(0)).await.unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
-    let gap = rec.started_at.unwrap() - rec.errors[0].at;
-    assert!((400..600).contains(&gap), "retried after {gap} ms");
+    let retries = retrying_events(&queue).await;
+    assert_eq!(
+        retries[0].data["delay_ms"], 400,
+        "the handler's delay, not the backoff"
+    );
+    let run_at = retries[0].data["run_at"].as_i64().unwrap();
+    assert_eq!(run_at, rec.errors[0].at + 400);
+    assert!(
+        rec.started_at.unwrap() >= run_at,
+        "a retry never runs early"
+    );
     w.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_is_capped_by_the_max_delay() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
+        Box::pin(async move {
+            let delay = match ctx.attempt() {
+                1 => Duration::MAX,
+                2 => Duration::from_secs(u64::MAX / 1000),
+                _ => return Ok(serde_json::Value::Null),
+            };
+            Err(JobError::retry_after("rate limited for ages", delay))
+        })
+    });
+    let w = spawn_worker(&queue, &hub, fast_options(1), h);
+    // fast_defaults: max_delay_ms 1000.
+    let e = queue.enqueue(flaky(0)).await.unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 3);
+    let retries = retrying_events(&queue).await;
+    assert_eq!(retries.len(), 2);
+    for (i, ev) in retries.iter().enumerate() {
+        assert_eq!(
+            ev.data["delay_ms"], 1000,
+            "capped at the job's max_delay_ms"
+        );
+        assert_eq!(ev.data["run_at"].as_i64().unwrap(), rec.errors[i].at + 1000);
+    }
+    w.stop().await;
+}
+
+/// The `job:retrying` events of the queue, oldest first.
+async fn retrying_events(queue: &drover_queue::Queue) -> Vec<drover_queue::Event> {
+    queue
+        .events_after("0", 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == drover_queue::EventType::JobRetrying)
+        .collect()
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local queue = ARGV[4]
 local n = tonumber(ARGV[6])
+-- Longest retry delay: one year, as the longest delay a job may be enqueued with.
+local MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 local done, retried, failed, stale, run_sum = 0, 0, 0, 0, 0
 local rem = {}
 local comp = {}
@@ -35,12 +37,17 @@ for i = 0, n - 1 do
   local kind = ARGV[o + 3]
   local body = ARGV[o + 4]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors')
+  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors', 'started')
   if v[1] ~= token or v[2] ~= 'active' then
     stale = stale + 1
   else
     -- attempt and started are the stored strings, passed back as they are.
     local attempt = v[3]
+    if v[7] ~= token then
+      -- An outcome for a lease whose start was never recorded: it ran, so it counts.
+      attempt = string.format('%d', tonumber(v[3] or 0) + 1)
+      redis.call('HSET', jk, 'attempts', attempt, 'started', token)
+    end
     local started = v[5]
     run_sum = run_sum + (now - tonumber(started))
     rem[#rem + 1] = id
@@ -57,12 +64,16 @@ for i = 0, n - 1 do
       local errors = append_error(v[6], entry)
       if kind == 'r' and tonumber(attempt) < tonumber(v[4]) then
         retried = retried + 1
-        local run_at = string.format('%d', now + tonumber(ARGV[o + 5]))
+        -- The worker caps the delay; this bound keeps the arithmetic exact whatever
+        -- it is sent (a double holds integers exactly up to 2^53).
+        local delay = math.min(math.max(tonumber(ARGV[o + 5]) or 0, 0), MAX_DELAY_MS)
+        local delay_s = string.format('%d', delay)
+        local run_at = string.format('%d', now + delay)
         redis.call('HSET', jk, 'state', 'delayed', 'run_at', run_at, 'errors', errors)
         redis.call('ZADD', KEYS[2], run_at, id)
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', maxlen, '*',
           'type', 'job:retrying', 'queue', queue, 'job_id', id, 'attempt', attempt,
-          'progress', '0', 'message', body, 'data', '{"run_at":' .. run_at .. ',"delay_ms":' .. ARGV[o + 5] .. '}', 'ts', now_s)
+          'progress', '0', 'message', body, 'data', '{"run_at":' .. run_at .. ',"delay_ms":' .. delay_s .. '}', 'ts', now_s)
       else
         failed = failed + 1
         local reason = 'permanent'

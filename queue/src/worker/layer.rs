@@ -163,8 +163,15 @@ fn failure(ctx: &JobContext, err: &(dyn std::error::Error + Send + Sync + 'stati
     retry(ctx, error_chain(err), None)
 }
 
+/// The retry after a failed attempt: the job's backoff, or the delay the handler asked
+/// for (`retry_after`), which is capped by the backoff's `max_delay_ms` (the queue's,
+/// unless the job has its own) so that no handler can park a job for ages.
 fn retry(ctx: &JobContext, error: String, after: Option<std::time::Duration>) -> Outcome {
-    let delay = after.unwrap_or_else(|| ctx.backoff().delay(ctx.attempt(), rand::random::<f64>()));
+    let max = std::time::Duration::from_millis(ctx.backoff().max_delay_ms);
+    let delay = match after {
+        Some(d) => d.min(max),
+        None => ctx.backoff().delay(ctx.attempt(), rand::random::<f64>()),
+    };
     Outcome::Retry { error, delay }
 }
 
