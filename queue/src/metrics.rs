@@ -14,6 +14,9 @@ pub const RESCUED: &str = "drover_jobs_rescued_total";
 pub const ENQUEUED: &str = "drover_jobs_enqueued_total";
 /// Counter: outcomes ignored because the worker had lost the job's lease, by `queue`.
 pub const STALE_ACKS: &str = "drover_stale_acks_total";
+/// Counter: leases a worker lost while their handler ran (renewal failed in time, or
+/// the job was rescued elsewhere), by `queue`.
+pub const LEASES_LOST: &str = "drover_leases_lost_total";
 /// Histogram: seconds from ready to started, by `queue`.
 pub const WAIT_SECONDS: &str = "drover_job_wait_seconds";
 /// Histogram: seconds a handler ran, by `queue` and `outcome`.

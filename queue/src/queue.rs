@@ -189,6 +189,8 @@ pub(crate) struct Leased {
     pub token: u64,
     pub request_id: String,
     pub wait_ms: u64,
+    /// Fired by the driver when this lease is lost; the handler's context carries it.
+    pub lease_lost: tokio_util::sync::CancellationToken,
 }
 
 /// What the fetch script answered.
@@ -780,12 +782,30 @@ impl Queue {
                 token: u64::try_from(int(&j[5])?).unwrap_or(0),
                 request_id: text(&j[6]).unwrap_or_default(),
                 wait_ms: u64::try_from(int(&j[7])?).unwrap_or(0),
+                lease_lost: tokio_util::sync::CancellationToken::new(),
             });
         }
         Ok(FetchReply::Jobs {
             jobs,
             next_due_in_ms: (next_due >= 0).then_some(next_due),
         })
+    }
+
+    /// Marks leased jobs started (their attempt counts) and renews their leases;
+    /// answers each one's attempt number, or 0 for a lease this worker lost.
+    pub(crate) async fn start(&self, lease: Duration, held: &[(String, u64)]) -> Result<Vec<u32>> {
+        let mut inv = scripts::START.prepare_invoke();
+        inv.key(&self.inner.keys.active)
+            .arg(&self.inner.keys.prefix)
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        for (id, token) in held {
+            inv.arg(id).arg(*token);
+        }
+        let v: Vec<u32> = self.inner.redis.invoke(&inv).await?;
+        if v.len() != held.len() {
+            return Err(QueueError::Protocol("start returned a bad reply".into()));
+        }
+        Ok(v)
     }
 
     pub(crate) async fn ack(&self, items: &[AckItem]) -> Result<AckReply> {

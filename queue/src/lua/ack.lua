@@ -35,12 +35,17 @@ for i = 0, n - 1 do
   local kind = ARGV[o + 3]
   local body = ARGV[o + 4]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors')
+  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors', 'started')
   if v[1] ~= token or v[2] ~= 'active' then
     stale = stale + 1
   else
     -- attempt and started are the stored strings, passed back as they are.
     local attempt = v[3]
+    if v[7] ~= token then
+      -- An outcome for a lease whose start was never recorded: it ran, so it counts.
+      attempt = string.format('%d', tonumber(v[3] or 0) + 1)
+      redis.call('HSET', jk, 'attempts', attempt, 'started', token)
+    end
     local started = v[5]
     run_sum = run_sum + (now - tonumber(started))
     rem[#rem + 1] = id

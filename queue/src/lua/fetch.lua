@@ -5,8 +5,9 @@
 --       6 promote batch, 7 stats ttl seconds, 8 queue name
 -- Returns: {status, next_due, jobs...} where status is 0 (ok) or 1 (paused), next_due
 --          is how many ms until the earliest delayed job falls due, when the queue ran
---          dry (-1 if none or not dry; relative, so worker clocks need not agree), and each job is 8 items: id, payload, attempt, max_attempts,
---          backoff, lease token, request id, wait ms.
+--          dry (-1 if none or not dry; relative, so worker clocks need not agree), and
+--          each job is 8 items: id, payload, attempt (the one it would be: start.lua
+--          counts it), max_attempts, backoff, lease token, request id, wait ms.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
@@ -57,10 +58,12 @@ for i = 1, #popped, 2 do
   local jk = prefix .. 'job:' .. id
   local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id')
   if v[1] then
+    -- The attempt is counted by start.lua when the handler starts, not here: a
+    -- lease whose reply never reaches the worker costs the job no attempt.
     local attempt = string.format('%d', tonumber(v[2] or 0) + 1)
     local token = string.format('%d', tonumber(v[5] or 0) + 1)
     local wait = now - tonumber(v[6])
-    redis.call('HSET', jk, 'state', 'active', 'attempts', attempt, 'lease', token,
+    redis.call('HSET', jk, 'state', 'active', 'lease', token,
       'started_at', now_s, 'worker', worker)
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
       'type', 'job:active', 'queue', queue, 'job_id', id, 'attempt', attempt,

@@ -12,14 +12,19 @@ local back = 0
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'priority')
+  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'priority', 'started')
   if v[1] == ARGV[i + 1] and v[2] == 'active' then
     back = back + 1
-    redis.call('HSET', jk, 'state', 'waiting', 'attempts', tonumber(v[3]) - 1, 'ready_at', now)
+    local attempts = tonumber(v[3] or 0)
+    if v[5] == v[1] then
+      -- Marked started (handed to the worker) but never run: take the count back.
+      attempts = attempts - 1
+    end
+    redis.call('HSET', jk, 'state', 'waiting', 'attempts', attempts, 'started', '', 'ready_at', now)
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZADD', KEYS[2], (1000 - tonumber(v[4])) * SHIFT, id)
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
-      'type', 'job:queued', 'queue', ARGV[3], 'job_id', id, 'attempt', tonumber(v[3]) - 1,
+      'type', 'job:queued', 'queue', ARGV[3], 'job_id', id, 'attempt', attempts,
       'progress', 0, 'message', 'released', 'data', '{"state":"waiting","reason":"released"}', 'ts', now)
   end
 end

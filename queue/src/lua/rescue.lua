@@ -4,6 +4,9 @@
 -- ARGV: 1 key prefix, 2 events maxlen, 3 batch, 4 queue name, 5 wake channel, 6 stats ttl
 -- The attempt that was running counts: a job whose attempts are exhausted fails
 -- with reason 'stalled' instead of looping forever (a poison pill that kills its worker).
+-- A lease whose handler never started (start.lua never ran for it: the fetch reply
+-- was lost, or the worker died first) counts nothing: the job goes back to waiting
+-- with its attempts and errors as they were.
 -- Returns: {rescued to waiting, failed}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,9 +21,20 @@ local back, failed = 0, 0
 for i = 1, #ids do
   local id = ids[i]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'errors', 'started_at', 'worker')
-  if v[1] then
-    local attempt = tonumber(v[1])
+  local v = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'errors', 'started_at', 'worker', 'lease', 'started')
+  -- attempts is absent until the first start (enqueue leaves zero fields out):
+  -- priority is always there, so it says whether the job exists.
+  if v[3] and v[8] ~= v[7] then
+    back = back + 1
+    seq = seq + 1
+    redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now)
+    redis.call('ZADD', KEYS[2], (1000 - tonumber(v[3])) * SHIFT + seq, id)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
+      'type', 'job:stalled', 'queue', queue, 'job_id', id, 'attempt', v[1] or 0,
+      'progress', 0, 'message', 'lease expired before the job started; no attempt counted',
+      'data', '{"started":false}', 'ts', now)
+  elseif v[3] then
+    local attempt = tonumber(v[1] or 0)
     local entry = '{"attempt":' .. attempt .. ',"error":"stalled: lease expired (worker ' .. (v[6] or '?') ..
       ' stopped renewing it)","started_at":' .. (v[5] or now) .. ',"at":' .. now .. '}'
     local errors = entry

@@ -130,7 +130,7 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> DroverBackend<Args> {
             (!job.request_id.is_empty()).then(|| job.request_id.clone()),
             backoff,
             self.progress.clone(),
-            tokio_util::sync::CancellationToken::new(),
+            job.lease_lost.clone(),
         );
         // apalis counts the attempt up as the handler starts: hand it the one before.
         Ok(TaskBuilder::new(args)

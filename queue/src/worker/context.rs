@@ -112,13 +112,25 @@ impl JobContext {
         &self.inner.backoff
     }
 
-    /// Fires when this attempt's lease is lost: it could not be renewed in time, or
-    /// the job was rescued and handed to another worker.
+    /// Fires when this attempt's lease is lost, so another attempt may run the job.
     ///
-    /// Once it fires, another attempt may be running the same job, so a handler that
-    /// writes files or rows must stop before it writes again (and must not rename a
-    /// temporary file into place). Await `lease_lost().cancelled()` in a `select!`, or
-    /// check [`JobContext::is_lease_lost`] between batches.
+    /// The worker fires it in two cases:
+    ///
+    /// - **renewal failed in time**: the worker renews each lease three times per lease
+    ///   period; when no renewal has succeeded and the lease's deadline (the time the
+    ///   last successful renewal was sent, plus the lease) is less than a fifth of the
+    ///   lease away, it gives the lease up. Another worker can rescue the job only
+    ///   after that deadline, so the handler hears of it first (a Redis outage or a
+    ///   network partition does this);
+    /// - **the lease was taken**: a renewal found the job rescued and leased again,
+    ///   removed, or otherwise no longer held under this attempt's lease token.
+    ///
+    /// Once it fires the worker stops renewing the lease. A handler that writes files
+    /// or rows must stop before it writes again (and must not rename a temporary file
+    /// into place): await `lease_lost().cancelled()` in a `select!`, or check
+    /// [`JobContext::is_lease_lost`] between batches. Whatever the handler returns is
+    /// still sent, and Redis refuses it as stale if the job has moved on (it is
+    /// recorded only when nobody else took the job meanwhile).
     #[must_use]
     pub fn lease_lost(&self) -> &CancellationToken {
         &self.inner.lease_lost

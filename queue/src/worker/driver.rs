@@ -40,8 +40,8 @@ struct Shared {
     opts: WorkerOptions,
     worker_id: String,
     /// Jobs this worker holds a lease on (prefetched, running, or finished with the
-    /// outcome not yet recorded): id → lease token. Their leases are renewed.
-    held: Mutex<HashMap<String, u64>>,
+    /// outcome not yet recorded). Their leases are renewed.
+    held: Mutex<HashMap<String, Held>>,
     /// Jobs leased and not yet finished by their handler (or handed back). The fetcher
     /// leases more only while this is below `concurrency + prefetch`, so recording
     /// outcomes never holds up the next fetch.
@@ -59,11 +59,30 @@ struct Shared {
     progress: ProgressBuffer,
 }
 
+/// One lease this worker holds.
+struct Held {
+    token: u64,
+    /// The handler's [`JobContext::lease_lost`](super::JobContext::lease_lost).
+    lost: CancellationToken,
+    /// When the lease runs out at the latest, by this machine's clock: the time the
+    /// last successful renewal (or the fetch) was *sent*, plus the lease. Redis set the
+    /// expiry from its own clock when the request arrived, which is later.
+    deadline: Instant,
+}
+
 impl Shared {
-    fn hold(&self, jobs: &[Leased]) {
+    fn hold(&self, jobs: &[Leased], sent: Instant) {
+        let deadline = sent + self.opts.lease;
         if let Ok(mut h) = self.held.lock() {
             for j in jobs {
-                h.insert(j.id.clone(), j.token);
+                h.insert(
+                    j.id.clone(),
+                    Held {
+                        token: j.token,
+                        lost: j.lease_lost.clone(),
+                        deadline,
+                    },
+                );
             }
         }
         self.outstanding.fetch_add(jobs.len(), Ordering::SeqCst);
@@ -80,7 +99,7 @@ impl Shared {
     fn drop_held<'a>(&self, jobs: impl IntoIterator<Item = (&'a str, u64)>) {
         if let Ok(mut h) = self.held.lock() {
             for (id, token) in jobs {
-                if h.get(id) == Some(&token) {
+                if h.get(id).is_some_and(|l| l.token == token) {
                     h.remove(id);
                 }
             }
@@ -90,9 +109,69 @@ impl Shared {
     fn snapshot_held(&self) -> Vec<(String, u64)> {
         self.held
             .lock()
-            .map(|h| h.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.token)).collect())
             .unwrap_or_default()
     }
+
+    /// The renewal of these leases, sent at `sent`, succeeded.
+    fn renewed(&self, jobs: &[(String, u64)], sent: Instant) {
+        let deadline = sent + self.opts.lease;
+        if let Ok(mut h) = self.held.lock() {
+            for (id, token) in jobs {
+                if let Some(l) = h.get_mut(id)
+                    && l.token == *token
+                {
+                    l.deadline = l.deadline.max(deadline);
+                }
+            }
+        }
+    }
+
+    /// These leases are lost: tell their handlers, and stop renewing them. Their
+    /// outcomes are still sent; the ack script ignores them if the job moved on.
+    fn lose<'a>(&self, jobs: impl IntoIterator<Item = (&'a str, u64)>) -> usize {
+        let mut n = 0;
+        if let Ok(mut h) = self.held.lock() {
+            for (id, token) in jobs {
+                if h.get(id).is_some_and(|l| l.token == token)
+                    && let Some(l) = h.remove(id)
+                {
+                    l.lost.cancel();
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Fires the signal of every lease whose deadline, less a margin, has passed.
+    /// Returns how many, and when the next one falls due.
+    fn lose_overdue(&self, now: Instant) -> (usize, Option<Instant>) {
+        let margin = lease_margin(self.opts.lease);
+        let mut n = 0;
+        let mut next: Option<Instant> = None;
+        if let Ok(mut h) = self.held.lock() {
+            h.retain(|_, l| {
+                let due = l.deadline.checked_sub(margin).unwrap_or(l.deadline);
+                if due <= now {
+                    l.lost.cancel();
+                    n += 1;
+                    false
+                } else {
+                    next = Some(next.map_or(due, |x: Instant| x.min(due)));
+                    true
+                }
+            });
+        }
+        (n, next)
+    }
+}
+
+/// How long before a lease's deadline its holder gives it up when it could not renew
+/// it: a fifth of the lease. Another worker can rescue the job only after the
+/// deadline, so the handler hears of it first, with time to stop.
+fn lease_margin(lease: Duration) -> Duration {
+    lease / 5
 }
 
 /// The running driver of one backend.
@@ -139,6 +218,8 @@ impl Driver {
         let others = vec![
             tokio::spawn(ack_loop(shared.clone(), acks)),
             tokio::spawn(maintenance_loop(shared.clone())),
+            tokio::spawn(renew_loop(shared.clone())),
+            tokio::spawn(lease_watch_loop(shared.clone())),
             tokio::spawn(progress_loop(shared.clone())),
         ];
         Self {
@@ -256,6 +337,7 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
             return;
         }
         let n = free.min(s.opts.fetch_batch).max(1);
+        let sent = Instant::now();
         match s
             .queue
             .fetch(&s.worker_id, n, s.opts.lease, s.opts.promote_batch)
@@ -277,7 +359,10 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 }
                 failures = 0;
                 let got = leased.len();
-                s.hold(&leased);
+                s.hold(&leased, sent);
+                let Some(leased) = start(&s, leased).await else {
+                    return;
+                };
                 let mut undelivered = Vec::new();
                 for job in leased {
                     metrics::histogram!(m::WAIT_SECONDS, "queue" => q.clone())
@@ -310,6 +395,57 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
             }
         }
     }
+}
+
+/// Marks fetched jobs started, so their attempts count, and keeps the ones whose lease
+/// is still this worker's. Retries through Redis failures (the mark is idempotent);
+/// `None` when the worker stops meanwhile (the jobs were handed back).
+async fn start(s: &Shared, mut leased: Vec<Leased>) -> Option<Vec<Leased>> {
+    if leased.is_empty() {
+        return Some(leased);
+    }
+    let pairs: Vec<(String, u64)> = leased.iter().map(|j| (j.id.clone(), j.token)).collect();
+    let mut failures = 0u32;
+    let attempts = loop {
+        let sent = Instant::now();
+        match s.queue.start(s.opts.lease, &pairs).await {
+            Ok(a) => {
+                s.renewed(&pairs, sent);
+                break a;
+            }
+            Err(e) => {
+                failures += 1;
+                log_failure("starting jobs", s.queue.name(), failures, &e);
+                tokio::select! {
+                    () = tokio::time::sleep(reconnect_delay(failures)) => {}
+                    () = s.stop_fetch.cancelled() => {
+                        let deadline = Instant::now() + s.opts.close_timeout;
+                        release(s, &pairs, deadline).await;
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    let mut lost = Vec::new();
+    for (job, attempt) in leased.iter_mut().zip(&attempts) {
+        if *attempt == 0 {
+            lost.push((job.id.clone(), job.token));
+        } else {
+            job.attempt = *attempt;
+        }
+    }
+    if !lost.is_empty() {
+        tracing::warn!(
+            queue = s.queue.name(),
+            lost = lost.len(),
+            "leases lost before their jobs started; they run elsewhere"
+        );
+        s.drop_held(lost.iter().map(|(id, t)| (id.as_str(), *t)));
+        s.finished(lost.len());
+        leased.retain(|j| !lost.iter().any(|(id, t)| *id == j.id && *t == j.token));
+    }
+    Some(leased)
 }
 
 async fn release(s: &Shared, jobs: &[(String, u64)], deadline: Instant) {
@@ -422,9 +558,8 @@ async fn maintenance_loop(s: Arc<Shared>) {
     use tokio::time::{MissedTickBehavior, interval};
     let q = s.queue.name().to_owned();
     let mut heartbeat = interval(s.opts.heartbeat_interval);
-    let mut renew = interval((s.opts.lease / 3).max(Duration::from_millis(50)));
     let mut rescue = interval(s.opts.rescue_interval);
-    for t in [&mut heartbeat, &mut renew, &mut rescue] {
+    for t in [&mut heartbeat, &mut rescue] {
         t.set_missed_tick_behavior(MissedTickBehavior::Delay);
     }
     let ttl = s.opts.heartbeat_interval * 3;
@@ -444,7 +579,6 @@ async fn maintenance_loop(s: Arc<Shared>) {
                     tracing::debug!(queue = q, error = %e, "heartbeat failed");
                 }
             }
-            _ = renew.tick() => renew_leases(&s).await,
             _ = rescue.tick() => rescue_expired(&s).await,
             () = s.stop_all.cancelled() => break,
         }
@@ -453,28 +587,83 @@ async fn maintenance_loop(s: Arc<Shared>) {
     let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
 }
 
-async fn renew_leases(s: &Shared) {
+/// How often leases are renewed: three times per lease, so two renewals in a row
+/// may fail before the lease is in danger.
+fn renew_every(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(50))
+}
+
+/// Renews the held leases, in a task of its own so that nothing else the worker
+/// does with Redis (heartbeats, rescues) can hold a renewal up.
+async fn renew_loop(s: Arc<Shared>) {
+    let every = renew_every(s.opts.lease);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => renew_leases(&s, every).await,
+            () = s.stop_all.cancelled() => return,
+        }
+    }
+}
+
+async fn renew_leases(s: &Shared, timeout: Duration) {
     let held = s.snapshot_held();
     if held.is_empty() {
         return;
     }
     for chunk in held.chunks(1000) {
-        match s.queue.renew(s.opts.lease, chunk).await {
-            Ok(lost) if !lost.is_empty() => {
-                tracing::warn!(
-                    queue = s.queue.name(),
-                    lost = lost.len(),
-                    "leases lost (jobs rescued or removed); their outcomes will be ignored"
-                );
-                let lost: Vec<(String, u64)> = chunk
-                    .iter()
-                    .filter(|(id, _)| lost.contains(id))
-                    .cloned()
-                    .collect();
-                s.drop_held(lost.iter().map(|(id, t)| (id.as_str(), *t)));
+        let sent = Instant::now();
+        // A renewal that takes longer than the interval is given up on: the next
+        // one goes out on time (a late answer is useless, and the watch fires the
+        // lease-lost signal if none gets through).
+        match tokio::time::timeout(timeout, s.queue.renew(s.opts.lease, chunk)).await {
+            Ok(Ok(lost)) => {
+                s.renewed(chunk, sent);
+                if !lost.is_empty() {
+                    let lost: Vec<&(String, u64)> =
+                        chunk.iter().filter(|(id, _)| lost.contains(id)).collect();
+                    let n = s.lose(lost.iter().map(|(id, t)| (id.as_str(), *t)));
+                    metrics::counter!(m::LEASES_LOST, "queue" => s.queue.name().to_owned())
+                        .increment(n as u64);
+                    tracing::warn!(
+                        queue = s.queue.name(),
+                        lost = n,
+                        "leases lost (jobs rescued or removed); their handlers are told and their outcomes will be ignored"
+                    );
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(queue = s.queue.name(), error = %e, "lease renewal failed"),
+            Ok(Err(e)) => {
+                tracing::debug!(queue = s.queue.name(), error = %e, "lease renewal failed");
+            }
+            Err(_) => tracing::debug!(
+                queue = s.queue.name(),
+                timeout_ms = timeout.as_millis() as u64,
+                "lease renewal timed out"
+            ),
+        }
+    }
+}
+
+/// Fires the lease-lost signal of every lease that could not be renewed in time.
+async fn lease_watch_loop(s: Arc<Shared>) {
+    let period = (s.opts.lease / 4).max(Duration::from_millis(10));
+    loop {
+        let now = Instant::now();
+        let (lost, next) = s.lose_overdue(now);
+        if lost > 0 {
+            metrics::counter!(m::LEASES_LOST, "queue" => s.queue.name().to_owned())
+                .increment(lost as u64);
+            tracing::warn!(
+                queue = s.queue.name(),
+                lost,
+                "leases could not be renewed in time; their handlers are told to stop"
+            );
+        }
+        let wake = next.map_or(now + period, |n| n.min(now + period));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            () = s.stop_all.cancelled() => return,
         }
     }
 }
