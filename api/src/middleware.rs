@@ -15,9 +15,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The W3C `traceparent` that jobs submitted in this request carry.
+/// The W3C `traceparent` that jobs submitted in this request carry, if there is a trace.
 #[derive(Debug, Clone)]
-pub struct TraceParent(pub String);
+pub struct TraceParent(pub Option<String>);
 
 /// Gives every request an id, a log span, and a line in the HTTP metrics.
 pub struct Observe;
@@ -72,9 +72,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         if let Some(tp) = &incoming {
             drover_jobs::trace::set_parent(&span, tp);
         }
-        if let Some(tp) = drover_jobs::trace::traceparent_of(&span).or(incoming) {
-            req.extensions_mut().insert(TraceParent(tp));
-        }
+        let traceparent = drover_jobs::trace::traceparent_of(&span).or(incoming);
+        req.extensions_mut().insert(TraceParent(traceparent));
         let started = Instant::now();
         let res = self.inner.call(req).instrument(span.clone()).await;
         let mut resp = match res {

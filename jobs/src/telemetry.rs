@@ -3,7 +3,6 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::layer::Layered;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -53,25 +52,31 @@ pub fn init(common: &CommonConfig, process: &str) -> Telemetry {
 }
 
 fn install(format: LogFormat, filter: &str, exporter: Option<&crate::trace::Exporter>) {
-    type Base = Layered<EnvFilter, Registry>;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let mut layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = Vec::with_capacity(2);
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(2);
     layers.push(match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_target(true)
+            .with_filter(filter)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_filter(filter)
+            .boxed(),
     });
+    // Spans are exported at info whatever `RUST_LOG` keeps in the logs: quieter logs
+    // must not cut a job out of its trace.
     if let Some(e) = exporter {
-        layers.push(e.layer::<Base>().boxed());
+        layers.push(
+            e.layer::<Registry>()
+                .with_filter(EnvFilter::new("info"))
+                .boxed(),
+        );
     }
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(layers)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Seconds-scale buckets for job run and wait times, from 1 ms to 1 h.
