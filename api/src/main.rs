@@ -10,7 +10,7 @@ async fn main() {
                 std::process::exit(1);
             }
         };
-    drover_jobs::telemetry::init_tracing(config.common.log_format, &config.common.log_filter);
+    let _telemetry = drover_jobs::telemetry::init(&config.common, "drover-api");
     if let Err(e) = drover_api::serve(config, drover_jobs::shutdown::signal()).await {
         tracing::error!(error = format!("{e:#}"), "drover-api stopped");
         eprintln!("drover-api: {e:#}");

@@ -15,6 +15,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The W3C `traceparent` that jobs submitted in this request carry, if there is a trace.
+#[derive(Debug, Clone)]
+pub struct TraceParent(pub Option<String>);
+
 /// Gives every request an id, a log span, and a line in the HTTP metrics.
 pub struct Observe;
 
@@ -56,6 +60,20 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             path = %path,
             api_key = tracing::field::Empty
         );
+        // The caller's trace, if it sent one, becomes this request's parent; jobs
+        // submitted in this request carry the request span's own traceparent, so their
+        // attempts nest under it (see `drover_jobs::trace`).
+        let incoming = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| drover_jobs::trace::is_traceparent(v))
+            .map(str::to_owned);
+        if let Some(tp) = &incoming {
+            drover_jobs::trace::set_parent(&span, tp);
+        }
+        let traceparent = drover_jobs::trace::traceparent_of(&span).or(incoming);
+        req.extensions_mut().insert(TraceParent(traceparent));
         let started = Instant::now();
         let res = self.inner.call(req).instrument(span.clone()).await;
         let mut resp = match res {
@@ -71,7 +89,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .map_or_else(|| fallback_route(&path), |o| o.0);
         metrics::counter!("drover_http_requests_total", "route" => route, "method" => method, "status" => status_label(status))
             .increment(1);
-        metrics::histogram!("drover_http_request_duration_seconds", "route" => route, "method" => method)
+        metrics::histogram!("drover_http_request_seconds", "route" => route, "method" => method)
             .record(elapsed.as_secs_f64());
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v);

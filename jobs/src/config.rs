@@ -16,6 +16,8 @@
 //! | `DROVER_STATS_WINDOW_HOURS` | `24` | per-minute counters are kept this long |
 //! | `DROVER_LOG_FORMAT` | `pretty` in dev, `json` in prod | log lines for people or for machines |
 //! | `RUST_LOG` | `info` | log filter, e.g. `info,drover_queue=debug` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | — | export spans over OTLP/HTTP (JSON) to this collector, e.g. `http://otel:4318` |
+//! | `OTEL_SERVICE_NAME` | the binary's name | the service name spans carry |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +52,9 @@ pub struct CommonConfig {
     pub stats_window: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Where spans go over OTLP/HTTP; `None` exports none.
+    pub otlp_endpoint: Option<String>,
+    pub otel_service_name: Option<String>,
 }
 
 /// The Redis used when `REDIS_URL` is not set.
@@ -97,6 +102,20 @@ impl CommonConfig {
             "json" => LogFormat::Json,
             _ => LogFormat::Pretty,
         };
+        let otlp_endpoint = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None | Some("") => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.to_owned())
+            }
+            Some(url) => {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!(
+                        "not an http(s) URL: {url:?} (the OTLP/HTTP collector, e.g. http://otel:4318)"
+                    ),
+                ));
+            }
+        };
         Ok(Self {
             env: denv,
             redis_url,
@@ -121,6 +140,8 @@ impl CommonConfig {
             ),
             log_format,
             log_filter: env.string("RUST_LOG", "info"),
+            otlp_endpoint,
+            otel_service_name: env.get("OTEL_SERVICE_NAME").map(str::to_owned),
         })
     }
 
@@ -174,6 +195,7 @@ mod tests {
             ("DROVER_AUTO_MIGRATE", "perhaps"),
             ("DROVER_REDIS_TIMEOUT_MS", "0"),
             ("DROVER_LOG_FORMAT", "xml"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4318"),
         ] {
             let e = CommonConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{e}");

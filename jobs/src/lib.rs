@@ -9,6 +9,7 @@
 //! - [`config`]: the settings every binary shares ([`config::CommonConfig`]).
 //! - [`connect`]: Redis, the database (with migrations) and the queue handles.
 //! - [`telemetry`]: logs (pretty or JSON) and the Prometheus recorder.
+//! - [`trace`]: span export over OTLP and the `traceparent` a job carries.
 //! - [`probes`]: `/metrics`, `/health` and `/ready` for the processes without an API.
 //! - [`shutdown`]: the stop signal (Ctrl-C or SIGTERM).
 //! - [`events`]: the event schema, re-exported from the queue.
@@ -21,6 +22,7 @@ pub mod probes;
 pub mod queues;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 /// The lifecycle and progress events of jobs and queues.
 pub mod events {

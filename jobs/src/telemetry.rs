@@ -3,7 +3,11 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::config::CommonConfig;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,18 +20,63 @@ pub enum LogFormat {
 
 /// Installs the global log subscriber. Calling it again does nothing.
 pub fn init_tracing(format: LogFormat, filter: &str) {
+    install(format, filter, None);
+}
+
+/// What a process keeps while it runs: its OTLP exporter, if any, which flushes the
+/// spans not yet sent when dropped.
+pub struct Telemetry {
+    _exporter: Option<crate::trace::Exporter>,
+}
+
+/// Installs logs, and span export over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+/// for `process` (the OpenTelemetry service name unless `OTEL_SERVICE_NAME` says
+/// otherwise). Keep the returned value alive until the process ends.
+pub fn init(common: &CommonConfig, process: &str) -> Telemetry {
+    let exporter = common.otlp_endpoint.as_deref().and_then(|endpoint| {
+        let service = common.otel_service_name.as_deref().unwrap_or(process);
+        match crate::trace::Exporter::new(endpoint, service) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                // Logs are not set up yet, and a missing collector must not stop the
+                // process: say so and run without span export.
+                eprintln!("{process}: {e}; spans will not be exported");
+                None
+            }
+        }
+    });
+    install(common.log_format, &common.log_filter, exporter.as_ref());
+    Telemetry {
+        _exporter: exporter,
+    }
+}
+
+fn install(format: LogFormat, filter: &str, exporter: Option<&crate::trace::Exporter>) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true);
-    let _ = match format {
-        LogFormat::Json => builder
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(2);
+    layers.push(match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
+            .with_target(true)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_filter(filter)
+            .boxed(),
+    });
+    // Spans are exported at info whatever `RUST_LOG` keeps in the logs: quieter logs
+    // must not cut a job out of its trace.
+    if let Some(e) = exporter {
+        layers.push(
+            e.layer::<Registry>()
+                .with_filter(EnvFilter::new("info"))
+                .boxed(),
+        );
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Seconds-scale buckets for job run and wait times, from 1 ms to 1 h.

@@ -120,6 +120,8 @@ pub struct JobRecord {
     pub idempotency_key: Option<String>,
     /// The id of the HTTP request that submitted the job.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` the job was submitted under.
+    pub traceparent: Option<String>,
 }
 
 impl JobRecord {
@@ -173,6 +175,7 @@ impl JobRecord {
             worker: text(&mut f, "worker"),
             idempotency_key: text(&mut f, "idempotency_key"),
             request_id: text(&mut f, "request_id"),
+            traceparent: text(&mut f, "traceparent"),
         })
     }
 }

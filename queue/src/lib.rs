@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod options;
 pub mod queue;
 mod scripts;
+pub mod trace;
 pub mod worker;
 
 pub use connection::{Redis, RedisConfig, Traffic, reconnect_delay};

@@ -49,6 +49,8 @@ pub struct NewJob {
     pub options: JobOptions,
     /// The id of the request that submitted it, carried into the worker's logs.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` it was submitted under: each attempt's span is its child.
+    pub traceparent: Option<String>,
 }
 
 impl NewJob {
@@ -64,6 +66,7 @@ impl NewJob {
             payload,
             options: JobOptions::default(),
             request_id: None,
+            traceparent: None,
         }
     }
 
@@ -78,6 +81,14 @@ impl NewJob {
     #[must_use]
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// The same job in the trace of this W3C `traceparent`; a malformed one is dropped.
+    #[must_use]
+    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        let tp = traceparent.into();
+        self.traceparent = crate::trace::is_traceparent(&tp).then_some(tp);
         self
     }
 }
@@ -189,6 +200,8 @@ pub(crate) struct Leased {
     pub token: u64,
     pub request_id: String,
     pub wait_ms: u64,
+    /// Empty when the job came with none.
+    pub traceparent: String,
     /// Fired by the driver when this lease is lost; the handler's context carries it.
     pub lease_lost: tokio_util::sync::CancellationToken,
 }
@@ -375,7 +388,8 @@ impl Queue {
                     .arg(backoff)
                     .arg(o.idempotency_key.as_deref().unwrap_or(""))
                     .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .arg(job.request_id.as_deref().unwrap_or(""));
+                    .arg(job.request_id.as_deref().unwrap_or(""))
+                    .arg(job.traceparent.as_deref().unwrap_or(""));
             }
             let reply: Vec<Value> = self.inner.redis.invoke(&inv).await?;
             for pair in reply.chunks(2) {
@@ -768,9 +782,9 @@ impl Queue {
             return Ok(FetchReply::Paused);
         }
         let next_due = int(&v[1])?;
-        let mut jobs = Vec::with_capacity((v.len() - 2) / 8);
-        for j in v[2..].chunks(8) {
-            if j.len() < 8 {
+        let mut jobs = Vec::with_capacity((v.len() - 2) / 9);
+        for j in v[2..].chunks(9) {
+            if j.len() < 9 {
                 return Err(QueueError::Protocol("fetch returned a partial job".into()));
             }
             jobs.push(Leased {
@@ -782,6 +796,7 @@ impl Queue {
                 token: u64::try_from(int(&j[5])?).unwrap_or(0),
                 request_id: text(&j[6]).unwrap_or_default(),
                 wait_ms: u64::try_from(int(&j[7])?).unwrap_or(0),
+                traceparent: text(&j[8]).unwrap_or_default(),
                 lease_lost: tokio_util::sync::CancellationToken::new(),
             });
         }

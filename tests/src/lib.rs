@@ -8,10 +8,12 @@
 //! - [`namespace`]: a unique key namespace, for tests that share the machine's Redis.
 //! - [`eventually`]: wait for a condition with a deadline (never a bare sleep).
 //! - [`procs`]: start Drover's real binaries and stop them by pid.
+//! - [`otlp`]: an OTLP/HTTP receiver that keeps the spans processes export.
 //! - [`Proxy`]: a TCP proxy that can pause, cut connections, lose a reply or go slow,
 //!   for partition tests.
 
 mod db;
+pub mod otlp;
 pub mod procs;
 pub mod proxy;
 mod redis_server;

@@ -122,24 +122,57 @@ impl Proc {
         Self::start_path(&exe.as_ref().to_string_lossy(), &[], envs)
     }
 
+    /// Like [`Proc::start`], with its standard output and error appended to `log`, for
+    /// tests that read what a process logged.
+    ///
+    /// # Panics
+    /// If the log file cannot be opened or the process cannot start.
+    #[must_use]
+    pub fn start_logged(name: &str, envs: &[(&str, String)], log: &std::path::Path) -> Self {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap_or_else(|e| panic!("open {}: {e}", log.display()))
+        };
+        Self::spawn(&binary(name).to_string_lossy(), &[], envs, || {
+            (Stdio::from(open()), Stdio::from(open()))
+        })
+    }
+
     /// Starts the program at `path` with these arguments and environment variables
     /// (and a clean environment for Drover's own variables).
     #[must_use]
     pub fn start_path(path: &str, args: &[&str], envs: &[(&str, String)]) -> Self {
+        Self::spawn(path, args, envs, || (Stdio::inherit(), Stdio::inherit()))
+    }
+
+    fn spawn(
+        path: &str,
+        args: &[&str],
+        envs: &[(&str, String)],
+        output: impl FnOnce() -> (Stdio, Stdio),
+    ) -> Self {
         let name = std::path::Path::new(path)
             .file_name()
             .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
         let mut cmd = Command::new(path);
         cmd.args(args);
         for (k, _) in std::env::vars() {
-            if k.starts_with("DROVER_") || k == "REDIS_URL" || k == "DATABASE_URL" {
+            if k.starts_with("DROVER_")
+                || k.starts_with("OTEL_")
+                || k == "REDIS_URL"
+                || k == "DATABASE_URL"
+            {
                 cmd.env_remove(k);
             }
         }
+        let (stdout, stderr) = output();
         cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stdout(stdout)
+            .stderr(stderr);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         Self {
             name,

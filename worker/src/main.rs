@@ -11,7 +11,7 @@ async fn main() {
                 std::process::exit(1);
             }
         };
-    drover_jobs::telemetry::init_tracing(config.common.log_format, &config.common.log_filter);
+    let _telemetry = drover_jobs::telemetry::init(&config.common, "drover-worker");
     if let Err(e) = drover_worker::run(config, drover_jobs::shutdown::signal()).await {
         tracing::error!(error = format!("{e:#}"), "drover-worker stopped");
         eprintln!("drover-worker: {e:#}");

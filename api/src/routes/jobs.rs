@@ -17,7 +17,7 @@ use super::submit::{AddJobRequest, SubmittedJob};
 use super::views::{JobPage, JobStateView, JobView, PageLinks, encode_query, links};
 use crate::auth::{AdminKey, SubmitterKey};
 use crate::error::ApiError;
-use crate::middleware::RequestId;
+use crate::middleware::{RequestId, TraceParent};
 use crate::openapi::ApiTags;
 use crate::payload::JsonBody;
 use crate::state::AppState;
@@ -85,6 +85,7 @@ impl JobsApi {
         _key: SubmitterKey,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
+        traceparent: Data<&TraceParent>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
         queue: Path<QueueParam>,
         /// Makes retries of this request safe: a second submission with the same key
@@ -126,9 +127,12 @@ impl JobsApi {
             }
             options.idempotency_key = Some(key);
         }
-        let job = NewJob::raw(payload.to_string())
+        let mut job = NewJob::raw(payload.to_string())
             .with_options(options)
             .with_request_id(request_id.0.0.clone());
+        if let Some(tp) = &traceparent.0.0 {
+            job = job.with_traceparent(tp.clone());
+        }
         let e = state.queues().get(name).enqueue(job).await?;
         metrics::counter!(drover_queue::metrics::ENQUEUED, "queue" => name.as_str())
             .increment(u64::from(e.created));

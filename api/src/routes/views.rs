@@ -104,6 +104,10 @@ pub struct JobView {
     /// The id of the request that submitted it (its `X-Request-Id`).
     #[oai(skip_serializing_if_is_none)]
     pub request_id: Option<String>,
+    /// The W3C `traceparent` it was submitted under: its attempts' spans are children
+    /// of that span (the submit request's, when the API exports spans).
+    #[oai(skip_serializing_if_is_none)]
+    pub traceparent: Option<String>,
     /// When it was moved out of Redis into the database's archive, if it was.
     #[oai(skip_serializing_if_is_none)]
     pub archived_at: Option<DateTime<Utc>>,
@@ -136,6 +140,7 @@ fn job_example() -> JobView {
         started_at: Some(t(7)),
         finished_at: Some(t(9)),
         request_id: Some("01JD4X8Q7VZJ3C2B1A0S9D8F7G".to_owned()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
         archived_at: None,
         links: links("export", id),
     }
@@ -192,6 +197,7 @@ impl From<JobRecord> for JobView {
             started_at: j.started_at.map(at),
             finished_at: j.finished_at.map(at),
             request_id: j.request_id,
+            traceparent: j.traceparent,
             archived_at: None,
             id: j.id,
             queue: j.queue,
@@ -228,6 +234,7 @@ impl From<job_history::Model> for JobView {
             started_at: j.started_at,
             finished_at: j.finished_at,
             request_id: j.request_id,
+            traceparent: None,
             archived_at: Some(j.archived_at),
             id: j.id,
             queue: j.queue,

@@ -2,8 +2,9 @@
 --
 -- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep
 -- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
---       then 9 fields per job: id, payload, priority, delay_ms, max_attempts,
---       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id
+--       then 10 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id,
+--       traceparent ('' for none)
 -- Returns: a flat array, two items per job: the job id, then 1 if it was created
 --          or 0 if an earlier job owns the idempotency key (its id is returned).
 local t = redis.call('TIME')
@@ -23,7 +24,7 @@ local runnable = false
 -- Sorted-set members are added in one call per set at the end, not one per job.
 local waiting, delayed = {}, {}
 for i = 0, n - 1 do
-  local o = 5 + i * 9
+  local o = 5 + i * 10
   local id = ARGV[o + 1]
   local ikey = ARGV[o + 7]
   local existing = false
@@ -56,12 +57,15 @@ for i = 0, n - 1 do
     end
     runnable = true
     -- Fields that start at 0 or empty (attempts, lease, progress, idempotency_key,
-    -- request_id) are left out: readers treat a missing field as 0 or empty.
+    -- request_id, traceparent) are left out: readers treat a missing field as 0 or empty.
     if ikey ~= '' then
       redis.call('HSET', jk, 'idempotency_key', ikey)
     end
     if ARGV[o + 9] ~= '' then
       redis.call('HSET', jk, 'request_id', ARGV[o + 9])
+    end
+    if ARGV[o + 10] ~= '' then
+      redis.call('HSET', jk, 'traceparent', ARGV[o + 10])
     end
     redis.call('HSET', jk,
       'payload', ARGV[o + 2], 'state', state, 'priority', pri_s,

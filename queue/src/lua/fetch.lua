@@ -6,8 +6,9 @@
 -- Returns: {status, next_due, jobs...} where status is 0 (ok) or 1 (paused), next_due
 --          is how many ms until the earliest delayed job falls due, when the queue ran
 --          dry (-1 if none or not dry; relative, so worker clocks need not agree), and
---          each job is 8 items: id, payload, attempt (the one it would be: start.lua
---          counts it), max_attempts, backoff, lease token, request id, wait ms.
+--          each job is 9 items: id, payload, attempt (the one it would be: start.lua
+--          counts it), max_attempts, backoff, lease token, request id, wait ms,
+--          traceparent.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
@@ -56,7 +57,7 @@ local wait_sum = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id')
+  local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id', 'traceparent')
   if v[1] then
     -- The attempt is counted by start.lua when the handler starts, not here: a
     -- lease whose reply never reaches the worker costs the job no attempt.
@@ -80,6 +81,7 @@ for i = 1, #popped, 2 do
     out[#out + 1] = token
     out[#out + 1] = v[7]
     out[#out + 1] = wait
+    out[#out + 1] = v[8] or ''
   end
 end
 if count > 0 then

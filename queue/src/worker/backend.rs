@@ -128,6 +128,7 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> DroverBackend<Args> {
             job.max_attempts,
             job.token,
             (!job.request_id.is_empty()).then(|| job.request_id.clone()),
+            (!job.traceparent.is_empty()).then(|| job.traceparent.clone()),
             backoff,
             self.progress.clone(),
             job.lease_lost.clone(),

@@ -27,6 +27,7 @@ struct Inner {
     max_attempts: u32,
     token: u64,
     request_id: Option<String>,
+    traceparent: Option<String>,
     backoff: Backoff,
     progress: ProgressBuffer,
     lease_lost: CancellationToken,
@@ -51,6 +52,7 @@ impl JobContext {
         max_attempts: u32,
         token: u64,
         request_id: Option<String>,
+        traceparent: Option<String>,
         backoff: Backoff,
         progress: ProgressBuffer,
         lease_lost: CancellationToken,
@@ -63,6 +65,7 @@ impl JobContext {
                 max_attempts,
                 token,
                 request_id,
+                traceparent,
                 backoff,
                 progress,
                 lease_lost,
@@ -104,6 +107,13 @@ impl JobContext {
     #[must_use]
     pub fn request_id(&self) -> Option<&str> {
         self.inner.request_id.as_deref()
+    }
+
+    /// The W3C `traceparent` the job was submitted under, if it came with one: the
+    /// parent of this attempt's span.
+    #[must_use]
+    pub fn traceparent(&self) -> Option<&str> {
+        self.inner.traceparent.as_deref()
     }
 
     /// The job's retry delay policy.

@@ -81,7 +81,11 @@ where
             queue = ctx.queue(),
             attempt = ctx.attempt(),
             request_id = ctx.request_id().unwrap_or(""),
+            traceparent = ctx.traceparent().unwrap_or(""),
         );
+        if let Some(tp) = ctx.traceparent() {
+            crate::trace::set_parent(&span, tp);
+        }
         Box::pin(
             async move {
                 let started = Instant::now();
