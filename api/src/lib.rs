@@ -54,9 +54,22 @@ pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
             "DROVER_API_KEYS lists keys that were revoked: they stay revoked"
         );
     }
-    let active = auth::keys::count_active(&db)
-        .await
-        .context("count the API keys")?;
+    let active = if config.common.is_dev() {
+        auth::keys::count_active(&db).await
+    } else {
+        let all = auth::keys::count_active(&db).await;
+        let usable = auth::keys::count_active_except(&db, auth::keys::source::DEV).await;
+        if let (Ok(all), Ok(usable)) = (&all, &usable)
+            && all > usable
+        {
+            tracing::warn!(
+                "the development key of `drover up` is in the database; it is refused with \
+                 DROVER_ENV=prod (revoke it with `drover keys revoke`)"
+            );
+        }
+        usable
+    }
+    .context("count the API keys")?;
     if active == 0 {
         if config.common.is_dev() {
             tracing::warn!(

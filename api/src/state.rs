@@ -46,7 +46,8 @@ impl AppState {
             db.clone(),
             config.key_cache_ttl,
             config.auth_failures_per_minute,
-        );
+        )
+        .refusing_dev_keys(!config.common.is_dev());
         let limiter = RateLimiter::new(
             redis.clone(),
             &config.common.namespace,

@@ -24,7 +24,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
 use super::failures::FailureLimiter;
-use super::keys::{find_by_hash, hash_key, touch};
+use super::keys::{find_by_hash, hash_key, source, touch};
 use super::lru::Lru;
 use super::{Principal, Role};
 use crate::error::ApiError;
@@ -67,6 +67,8 @@ pub struct KeyCache {
     failures: FailureLimiter,
     slots: Semaphore,
     lookups: AtomicU64,
+    /// Refuse the development key `drover up` made (`source = dev`): set in production.
+    refuse_dev: bool,
 }
 
 impl KeyCache {
@@ -82,7 +84,17 @@ impl KeyCache {
             failures: FailureLimiter::new(failures_per_minute),
             slots: Semaphore::new(UNKNOWN_LOOKUP_SLOTS),
             lookups: AtomicU64::new(0),
+            refuse_dev: false,
         }
+    }
+
+    /// Refuses the development key that `drover up` makes (`DROVER_ENV=prod`): its
+    /// secret sat in a developer's terminal and `./data`, so it must not open a
+    /// production deployment that shares the database.
+    #[must_use]
+    pub fn refusing_dev_keys(mut self, refuse: bool) -> Self {
+        self.refuse_dev = refuse;
+        self
     }
 
     /// How many times this cache asked the database.
@@ -142,6 +154,13 @@ impl KeyCache {
             }
         };
         let principal = match row {
+            Some(row) if self.refuse_dev && row.source == source::DEV => {
+                tracing::warn!(
+                    key_id = row.id,
+                    "the development key of `drover up` is refused with DROVER_ENV=prod"
+                );
+                None
+            }
             Some(row) if row.revoked_at.is_none() => match row.role.parse::<Role>() {
                 Ok(role) => Some(Principal {
                     key_id: row.id,
