@@ -6,8 +6,11 @@
 //! |---|---|---|
 //! | `DROVER_API_ADDR` | `127.0.0.1:8080` | where to listen |
 //! | `DROVER_API_KEYS` | none | `role:key,role:key`; roles are `submitter` and `admin` |
+//! | `DROVER_METRICS_ADDR` | none | serve `/metrics` on this address of its own instead of `DROVER_API_ADDR` (which then answers 404 there), so that scrapes stay off the public port |
+//! | `DROVER_METRICS_QUEUE_CACHE_MS` | `1000` | how long the queue gauges read from Redis for `/metrics` are reused before a scrape reads them again (0: every scrape) |
 //! | `DROVER_API_BODY_LIMIT` | `1048576` | largest JSON request body, in bytes |
 //! | `DROVER_API_KEY_CACHE_MS` | `5000` | how long a verified key is trusted without asking the database; a revoked key stops working within this (0: ask every time) |
+//! | `DROVER_API_AUTH_FAILURES` | `30` | failed authentications one client address may make per minute (a burst of as many), past which it gets 429 before its keys are looked up (0: no limit) |
 //! | `DROVER_API_RATE_SUBMITTER` | `100` | requests per second each submitter key may make, on average (0: no limit) |
 //! | `DROVER_API_BURST_SUBMITTER` | twice the rate | requests a submitter key may make at once after a quiet spell |
 //! | `DROVER_API_RATE_ADMIN` | `100` | requests per second each admin key may make, on average (0: no limit) |
@@ -63,11 +66,19 @@ impl RateLimit {
 pub struct ApiConfig {
     pub common: CommonConfig,
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when not on `addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long the queue gauges of `/metrics` are reused: a scrape runs several Redis
+    /// scripts per queue, and scrapers (or anyone, since `/metrics` needs no key) may
+    /// call it often.
+    pub metrics_queue_cache: Duration,
     pub api_keys: Vec<ConfiguredKey>,
     pub body_limit: usize,
     /// How long a verified key is trusted before the database is asked again: the
     /// bound on how long a revoked key keeps working.
     pub key_cache_ttl: Duration,
+    /// Failed authentications per client address per minute (0: no limit).
+    pub auth_failures_per_minute: u32,
     pub rate_submitter: RateLimit,
     pub rate_admin: RateLimit,
     pub sse: SseConfig,
@@ -88,6 +99,25 @@ impl ApiConfig {
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             "socket address",
         )?;
+        let metrics_addr = match env.get("DROVER_METRICS_ADDR").map(str::trim) {
+            None | Some("") => None,
+            Some(_) => Some(env.parse(
+                "DROVER_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9465)),
+                "socket address",
+            )?),
+        };
+        if metrics_addr == Some(addr) {
+            return Err(ConfigError::new(
+                "DROVER_METRICS_ADDR",
+                "must differ from DROVER_API_ADDR (leave it unset to serve /metrics there)",
+            ));
+        }
+        let metrics_queue_cache = env.millis(
+            "DROVER_METRICS_QUEUE_CACHE_MS",
+            Duration::from_secs(1),
+            0..=600_000,
+        )?;
         let api_keys = parse_keys(env.get("DROVER_API_KEYS").unwrap_or(""))?;
         let body_limit = env.number(
             "DROVER_API_BODY_LIMIT",
@@ -99,10 +129,15 @@ impl ApiConfig {
             Duration::from_secs(5),
             0..=60_000,
         )?;
+        let auth_failures_per_minute =
+            env.number("DROVER_API_AUTH_FAILURES", 30, 0..=1_000_000)? as u32;
         let sse = SseConfig::from_env(env)?;
         Ok(Self {
+            auth_failures_per_minute,
             common,
             addr,
+            metrics_addr,
+            metrics_queue_cache,
             api_keys,
             body_limit,
             key_cache_ttl,
@@ -274,6 +309,28 @@ mod tests {
         let e =
             ApiConfig::from_env(&Env::from_pairs([("DROVER_API_KEY_CACHE_MS", "x")])).unwrap_err();
         assert_eq!(e.var, "DROVER_API_KEY_CACHE_MS");
+    }
+
+    #[test]
+    fn the_metrics_listener_is_optional_and_checked() {
+        let c = ApiConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(c.metrics_queue_cache, Duration::from_secs(1));
+        let c = ApiConfig::from_env(&Env::from_pairs([("DROVER_METRICS_ADDR", "0.0.0.0:9465")]))
+            .unwrap();
+        assert_eq!(c.metrics_addr, Some(SocketAddr::from(([0, 0, 0, 0], 9465))));
+        let e =
+            ApiConfig::from_env(&Env::from_pairs([("DROVER_METRICS_ADDR", "here")])).unwrap_err();
+        assert_eq!(e.var, "DROVER_METRICS_ADDR");
+        let e = ApiConfig::from_env(&Env::from_pairs([
+            ("DROVER_API_ADDR", "127.0.0.1:9000"),
+            ("DROVER_METRICS_ADDR", "127.0.0.1:9000"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "DROVER_METRICS_ADDR");
+        let e = ApiConfig::from_env(&Env::from_pairs([("DROVER_API_AUTH_FAILURES", "-1")]))
+            .unwrap_err();
+        assert_eq!(e.var, "DROVER_API_AUTH_FAILURES");
     }
 
     #[test]

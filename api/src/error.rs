@@ -60,7 +60,8 @@ pub enum ApiError {
     /// The body is not JSON: send it with `Content-Type: application/json`.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
-    /// Too many requests for this key; retry after the `Retry-After` seconds.
+    /// Too many requests for this key, or too many failed authentications from this
+    /// address; retry after the `Retry-After` seconds.
     #[oai(status = 429)]
     TooManyRequests(
         Json<ErrorBody>,
@@ -145,6 +146,21 @@ impl ApiError {
             body(
                 "rate_limited",
                 format!("too many requests for this API key; retry in {retry_after_s} s"),
+                None,
+            ),
+            retry_after_s,
+        )
+    }
+
+    /// Too many failed authentications from the client's address.
+    pub fn auth_limited(retry_after_s: u64) -> Self {
+        Self::TooManyRequests(
+            body(
+                "rate_limited",
+                format!(
+                    "too many failed authentications from this address; retry in \
+                     {retry_after_s} s with a valid API key"
+                ),
                 None,
             ),
             retry_after_s,

@@ -54,9 +54,22 @@ pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
             "DROVER_API_KEYS lists keys that were revoked: they stay revoked"
         );
     }
-    let active = auth::keys::count_active(&db)
-        .await
-        .context("count the API keys")?;
+    let active = if config.common.is_dev() {
+        auth::keys::count_active(&db).await
+    } else {
+        let all = auth::keys::count_active(&db).await;
+        let usable = auth::keys::count_active_except(&db, auth::keys::source::DEV).await;
+        if let (Ok(all), Ok(usable)) = (&all, &usable)
+            && all > usable
+        {
+            tracing::warn!(
+                "the development key of `drover up` is in the database; it is refused with \
+                 DROVER_ENV=prod (revoke it with `drover keys revoke`)"
+            );
+        }
+        usable
+    }
+    .context("count the API keys")?;
     if active == 0 {
         if config.common.is_dev() {
             tracing::warn!(
@@ -91,11 +104,14 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
     let spec = openapi::spec_json(&api);
     let docs = openapi::swagger_html(&api);
     let mut methods = openapi::allowed_methods(&spec);
+    let own_metrics = state.config().metrics_addr.is_none();
     for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs"] {
-        methods.push((path.to_owned(), "GET, HEAD".to_owned()));
+        if path != "/metrics" || own_metrics {
+            methods.push((path.to_owned(), "GET, HEAD".to_owned()));
+        }
     }
     let limit = state.config().body_limit;
-    Route::new()
+    let mut route = Route::new()
         .nest("/", api)
         .at(
             "/openapi.json",
@@ -112,13 +128,24 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
             })),
         )
         .at("/health", get(routes::health::health))
-        .at("/ready", get(routes::health::ready))
-        .at("/metrics", get(routes::health::metrics))
+        .at("/ready", get(routes::health::ready));
+    if own_metrics {
+        route = route.at("/metrics", get(routes::health::metrics));
+    }
+    route
         .with(middleware::BodyLimit(limit))
         .data(state)
         .catch_all_error(error::envelope)
         .with(middleware::AllowOn405(std::sync::Arc::new(methods)))
         .with(middleware::Observe)
+}
+
+/// `/metrics` alone, for its own listener (`DROVER_METRICS_ADDR`).
+pub fn metrics_app(state: AppState) -> impl poem::Endpoint + 'static {
+    Route::new()
+        .at("/metrics", get(routes::health::metrics))
+        .data(state)
+        .catch_all_error(error::envelope)
 }
 
 /// Serves the API on `config.addr` until `shutdown` completes, then drains requests.
@@ -156,11 +183,39 @@ pub async fn serve_on<A: Acceptor + 'static>(
         shutdown.await;
         relay.close_clients();
     };
+    // `/metrics` on its own listener, stopped with the API.
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = match state.config().metrics_addr {
+        None => None,
+        Some(addr) => {
+            let acceptor = TcpListener::bind(addr)
+                .into_acceptor()
+                .await
+                .with_context(|| format!("listen for metrics on {addr} (DROVER_METRICS_ADDR)"))?;
+            tracing::info!(addr = %addr, "metrics at http://{addr}/metrics");
+            let app = metrics_app(state.clone());
+            Some(tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = metrics_stopped.await;
+                };
+                if let Err(e) = Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(app, stopped, Some(Duration::from_secs(1)))
+                    .await
+                {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            }))
+        }
+    };
     let relay = state.relay().clone();
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
         .await
         .context("serve HTTP");
     relay.stop();
+    let _ = metrics_stop.send(());
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     served
 }

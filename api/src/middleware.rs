@@ -1,6 +1,10 @@
 //! Request ids, and HTTP metrics.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+use futures::StreamExt as _;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
@@ -161,10 +165,14 @@ fn status_label(status: u16) -> metrics::SharedString {
     metrics::SharedString::const_str(s)
 }
 
-/// Refuses request bodies over the limit with 413, before anything reads them.
+/// Refuses request bodies over the limit with 413, counting the bytes actually read.
 ///
-/// A declared `Content-Length` over the limit is refused at once; a chunked body is
-/// read up to the limit and refused as soon as it goes over.
+/// A declared `Content-Length` over the limit is refused at once. Every other body
+/// (a length within the limit, chunked, or HTTP/2, where a body may carry neither
+/// header) is wrapped in a counter: the read that takes it past the limit fails, the
+/// handler stops reading, and the answer is 413 whatever the handler made of the
+/// failed read. So the most a request makes the process hold is the limit (plus one
+/// chunk), and nothing past the limit is read.
 pub struct BodyLimit(pub usize);
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
@@ -183,6 +191,15 @@ pub struct BodyLimitEndpoint<E> {
     limit: usize,
 }
 
+/// The error a read past the limit gets; the middleware turns the answer into a 413.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than the limit of {0} bytes")]
+struct OverLimit(usize);
+
+fn too_large() -> poem::Error {
+    poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+}
+
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
@@ -192,24 +209,33 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(len) if len > self.limit as u64 => {
-                return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
-            }
-            Some(_) => {}
-            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-                let body = req.take_body();
-                match body.into_bytes_limit(self.limit).await {
-                    Ok(bytes) => req.set_body(bytes),
-                    Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
-                    }
-                    Err(e) => return Err(poem::Error::new(e, StatusCode::BAD_REQUEST)),
-                }
-            }
-            None => {}
+        if declared.is_some_and(|len| len > self.limit as u64) {
+            return Err(too_large());
         }
-        self.inner.call(req).await
+        let body = req.take_body();
+        if body.is_empty() {
+            req.set_body(body);
+            return self.inner.call(req).await;
+        }
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = over.clone();
+        let limit = self.limit;
+        let mut read = 0usize;
+        let counted = body.into_bytes_stream().map(move |chunk| {
+            let chunk = chunk?;
+            read = read.saturating_add(chunk.len());
+            if read > limit {
+                flag.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other(OverLimit(limit)));
+            }
+            Ok(chunk)
+        });
+        req.set_body(poem::Body::from_bytes_stream(counted));
+        let res = self.inner.call(req).await;
+        if over.load(Ordering::Relaxed) {
+            return Err(too_large());
+        }
+        res
     }
 }
 

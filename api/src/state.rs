@@ -27,6 +27,9 @@ struct Inner {
     keys: KeyCache,
     limiter: RateLimiter,
     relay: Relay,
+    /// When the queue gauges were last read from Redis; held while they are read, so
+    /// that scrapes at the same moment share one read.
+    gauges_read_at: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl AppState {
@@ -39,7 +42,12 @@ impl AppState {
         db: DatabaseConnection,
         metrics: PrometheusHandle,
     ) -> Self {
-        let keys = KeyCache::new(db.clone(), config.key_cache_ttl);
+        let keys = KeyCache::new(
+            db.clone(),
+            config.key_cache_ttl,
+            config.auth_failures_per_minute,
+        )
+        .refusing_dev_keys(!config.common.is_dev());
         let limiter = RateLimiter::new(
             redis.clone(),
             &config.common.namespace,
@@ -52,6 +60,7 @@ impl AppState {
                 keys,
                 limiter,
                 relay,
+                gauges_read_at: tokio::sync::Mutex::new(None),
                 config,
                 redis,
                 queues,
@@ -96,6 +105,12 @@ impl AppState {
     #[must_use]
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// When the queue gauges were last read (see `routes::health::metrics`).
+    #[must_use]
+    pub fn gauges_read_at(&self) -> &tokio::sync::Mutex<Option<std::time::Instant>> {
+        &self.inner.gauges_read_at
     }
 
     /// The process's event relay (Server-Sent Events).

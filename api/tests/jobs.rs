@@ -155,13 +155,13 @@ async fn an_idempotency_key_returns_the_first_job() {
     assert_eq!(r.status, 204);
     let gone = Reply::of(send("nightly-2026-11-22").await.unwrap()).await;
     gone.assert_error(409, "conflict");
-    assert!(
-        gone.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(first_id),
-        "{}",
-        gone.body
+    assert_eq!(
+        gone.body["error"]["message"],
+        format!(
+            "this Idempotency-Key was used by job \"{first_id}\", which has since been \
+             deleted; nothing was created: use a new key to submit again"
+        ),
+        "one sentence, with single spaces"
     );
     assert_eq!(api.total_jobs().await, 1);
 

@@ -18,6 +18,16 @@ pub const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest an idempotency key may be, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Longest first retry delay: one day, in ms.
+pub const MAX_BACKOFF_DELAY_MS: u64 = 24 * 3600 * 1000;
+/// Longest retry delay: seven days, in ms.
+pub const MAX_BACKOFF_MAX_DELAY_MS: u64 = 7 * MAX_BACKOFF_DELAY_MS;
+/// The range of an exponential backoff's growth per attempt.
+pub const BACKOFF_FACTOR_RANGE: std::ops::RangeInclusive<f64> = 1.0..=10.0;
+/// Growth per attempt when a backoff does not say.
+pub const DEFAULT_BACKOFF_FACTOR: f64 = 2.0;
+/// Largest retry delay when a backoff does not say: one hour, in ms.
+pub const DEFAULT_BACKOFF_MAX_DELAY_MS: u64 = 3_600_000;
 
 /// How the delay before a retry grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,12 +65,16 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
-fn default_factor() -> f64 {
-    2.0
+/// [`DEFAULT_BACKOFF_FACTOR`], for serde's `default`.
+#[must_use]
+pub fn default_factor() -> f64 {
+    DEFAULT_BACKOFF_FACTOR
 }
 
-fn default_max_delay_ms() -> u64 {
-    3_600_000
+/// [`DEFAULT_BACKOFF_MAX_DELAY_MS`], for serde's `default`.
+#[must_use]
+pub fn default_max_delay_ms() -> u64 {
+    DEFAULT_BACKOFF_MAX_DELAY_MS
 }
 
 impl Backoff {
@@ -70,8 +84,8 @@ impl Backoff {
         Self {
             kind: BackoffKind::Exponential,
             delay_ms,
-            factor: 2.0,
-            max_delay_ms: default_max_delay_ms().max(delay_ms),
+            factor: DEFAULT_BACKOFF_FACTOR,
+            max_delay_ms: DEFAULT_BACKOFF_MAX_DELAY_MS.max(delay_ms),
             jitter: 0.2,
         }
     }
@@ -90,14 +104,13 @@ impl Backoff {
 
     /// Checks the ranges, naming the field at fault.
     pub fn validate(&self) -> Result<()> {
-        let day = 24 * 3600 * 1000;
-        if self.delay_ms > day {
+        if self.delay_ms > MAX_BACKOFF_DELAY_MS {
             return invalid("backoff.delay_ms must be at most 86400000 (one day)");
         }
-        if !(1.0..=10.0).contains(&self.factor) {
+        if !BACKOFF_FACTOR_RANGE.contains(&self.factor) {
             return invalid("backoff.factor must be between 1 and 10");
         }
-        if self.max_delay_ms > 7 * day {
+        if self.max_delay_ms > MAX_BACKOFF_MAX_DELAY_MS {
             return invalid("backoff.max_delay_ms must be at most 604800000 (seven days)");
         }
         if self.max_delay_ms < self.delay_ms {

@@ -125,6 +125,16 @@ pub async fn count_active(db: &DatabaseConnection) -> Result<u64, KeyError> {
         .await?)
 }
 
+/// How many keys work and are not of source `source` (in production, the `dev` key
+/// does not count: it is refused).
+pub async fn count_active_except(db: &DatabaseConnection, source: &str) -> Result<u64, KeyError> {
+    Ok(api_key::Entity::find()
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(api_key::Column::Source.ne(source))
+        .count(db)
+        .await?)
+}
+
 /// Revokes the key with this id, or the only key whose shown prefix starts with `which`.
 pub async fn revoke_key(db: &DatabaseConnection, which: &str) -> Result<api_key::Model, KeyError> {
     let which = which.trim();

@@ -14,9 +14,12 @@
 //! | no `Authorization: Bearer` header, unknown or revoked key | 401 |
 //! | the key's role does not allow the operation | 403 |
 //! | the key's bucket is empty | 429, with `Retry-After` |
+//! | the client address failed too often ([`failures`]) | 429, with `Retry-After` |
 
 pub mod cache;
+pub mod failures;
 pub mod keys;
+mod lru;
 pub mod rate_limit;
 
 use std::fmt;
@@ -112,11 +115,20 @@ async fn authorize(req: &Request, token: &str, needed: Role) -> poem::Result<Pri
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::internal("the application state is missing"))?;
-    let principal = state
-        .keys()
-        .verify(token)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    let addr = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_canonical());
+    let principal = match state.keys().verify(token, addr).await? {
+        cache::Verdict::Valid(p) => p,
+        cache::Verdict::Invalid => {
+            return Err(ApiError::unauthorized("the API key is unknown or revoked").into());
+        }
+        cache::Verdict::Limited(wait) => {
+            metrics::counter!("drover_http_auth_limited_total").increment(1);
+            return Err(ApiError::auth_limited(wait).into());
+        }
+    };
     tracing::Span::current().record("api_key", principal.key_id);
     if !principal.role.allows(needed) {
         return Err(ApiError::forbidden(format!(

@@ -54,10 +54,23 @@ pub async fn ready(state: Data<&AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics of this process, and the state of every queue read from Redis
-/// at scrape time (so any API replica reports the same queue figures).
+/// (so any API replica reports the same queue figures).
+///
+/// The queue figures cost a few Redis scripts per queue, and `/metrics` needs no key:
+/// they are read at most once per `DROVER_METRICS_QUEUE_CACHE_MS` (1 s), and scrapes
+/// that arrive while they are being read wait for that read instead of starting their
+/// own.
 #[handler]
 pub async fn metrics(state: Data<&AppState>) -> impl IntoResponse {
-    refresh_queue_gauges(&state).await;
+    {
+        let mut read_at = state.gauges_read_at().lock().await;
+        let ttl = state.config().metrics_queue_cache;
+        if read_at.is_none_or(|t| t.elapsed() >= ttl) {
+            refresh_queue_gauges(&state).await;
+            ::metrics::counter!("drover_api_queue_gauge_reads_total").increment(1);
+            *read_at = Some(std::time::Instant::now());
+        }
+    }
     state
         .metrics()
         .render()

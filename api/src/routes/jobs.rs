@@ -140,7 +140,8 @@ impl JobsApi {
         // there is nothing to return, and nothing was created: say so.
         if !e.created && find_in_queue(&state, name, &e.id).await?.is_none() {
             return Err(ApiError::conflict(format!(
-                "this Idempotency-Key was used by job {:?}, which has since been deleted;                  nothing was created: use a new key to submit again",
+                "this Idempotency-Key was used by job {:?}, which has since been deleted; \
+                 nothing was created: use a new key to submit again",
                 e.id
             )));
         }

@@ -186,9 +186,10 @@ pub struct SseStatus {
 #[oai(deny_unknown_fields)]
 pub struct TestEventRequest {
     /// The queue whose stream gets it (default `export`).
+    #[oai(validator(min_length = 1))]
     pub queue: Option<String>,
     /// Its type (default `job:progress`).
-    #[oai(rename = "type")]
+    #[oai(rename = "type", validator(min_length = 1))]
     pub kind: Option<String>,
     /// The job it is about (default a new `test-…` id).
     #[oai(validator(min_length = 1, max_length = 128))]
@@ -305,11 +306,13 @@ impl SseApi {
         _key: SubmitterKey,
         state: Data<&AppState>,
         /// Only these queues (comma-separated).
+        #[oai(validator(min_length = 1))]
         queue: Query<Option<String>>,
         /// Only this job's events.
+        #[oai(validator(min_length = 1, max_length = 128))]
         job_id: Query<Option<String>>,
         /// Only these event types (comma-separated), e.g. `job:progress,job:completed`.
-        #[oai(name = "type")]
+        #[oai(name = "type", validator(min_length = 1))]
         kind: Query<Option<String>>,
         /// The `id:` of the last event received, to resume after it.
         #[oai(name = "Last-Event-ID")]

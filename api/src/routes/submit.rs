@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drover_queue::options::{MAX_ATTEMPTS, MAX_DELAY, MAX_PRIORITY};
+use drover_queue::options::{
+    BACKOFF_FACTOR_RANGE, MAX_ATTEMPTS, MAX_BACKOFF_DELAY_MS, MAX_BACKOFF_MAX_DELAY_MS, MAX_DELAY,
+    MAX_PRIORITY, default_factor, default_max_delay_ms,
+};
 use drover_queue::{Backoff, BackoffKind, JobOptions};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
@@ -27,12 +30,11 @@ pub enum BackoffType {
     Fixed,
 }
 
-/// One day, in ms: the longest first retry delay.
-const MAX_BACKOFF_DELAY_MS: u64 = 86_400_000;
-/// Seven days, in ms: the longest retry delay.
-const MAX_BACKOFF_MAX_DELAY_MS: u64 = 604_800_000;
-
 /// A job's retry delay policy.
+///
+/// The limits and defaults are the queue's (`drover_queue::options`); the literals in
+/// the `validator` attributes, which cannot name a constant, are checked against them
+/// by a test.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[oai(rename = "Backoff")]
 #[serde(deny_unknown_fields)]
@@ -62,14 +64,6 @@ pub struct BackoffBody {
     #[oai(default, validator(minimum(value = "0"), maximum(value = "1")))]
     #[serde(default)]
     pub jitter: f64,
-}
-
-fn default_factor() -> f64 {
-    2.0
-}
-
-fn default_max_delay_ms() -> u64 {
-    3_600_000
 }
 
 /// Options of a job; each one omitted takes the queue's default.
@@ -199,7 +193,7 @@ impl JobOptionsBody {
                 if b.delay_ms > MAX_BACKOFF_DELAY_MS {
                     return bad("backoff.delay_ms", "must be at most 86400000 (one day)");
                 }
-                if !(1.0..=10.0).contains(&b.factor) {
+                if !BACKOFF_FACTOR_RANGE.contains(&b.factor) {
                     return bad("backoff.factor", "must be between 1 and 10");
                 }
                 if b.max_delay_ms > MAX_BACKOFF_MAX_DELAY_MS {
@@ -311,6 +305,26 @@ mod tests {
         }
         assert_eq!(field_of(r#"{"payload": {}, "extra": 1}"#), "extra");
         assert_eq!(field_of(r#"{"options": {}}"#), "payload");
+    }
+
+    /// The spec's backoff limits and defaults are the queue's, which enforces them.
+    #[test]
+    fn the_backoff_schema_says_what_the_queue_enforces() {
+        use poem_openapi::registry::Registry;
+        use poem_openapi::types::Type;
+        let mut registry = Registry::new();
+        BackoffBody::register(&mut registry);
+        let schema = serde_json::to_value(&registry.schemas["Backoff"]).unwrap();
+        let p = &schema["properties"];
+        assert_eq!(p["delay_ms"]["maximum"], MAX_BACKOFF_DELAY_MS as f64);
+        assert_eq!(
+            p["max_delay_ms"]["maximum"],
+            MAX_BACKOFF_MAX_DELAY_MS as f64
+        );
+        assert_eq!(p["max_delay_ms"]["default"], default_max_delay_ms());
+        assert_eq!(p["factor"]["default"], default_factor());
+        assert_eq!(p["factor"]["minimum"], *BACKOFF_FACTOR_RANGE.start());
+        assert_eq!(p["factor"]["maximum"], *BACKOFF_FACTOR_RANGE.end());
     }
 
     #[test]

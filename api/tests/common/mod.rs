@@ -74,6 +74,7 @@ impl Builder {
             // High enough never to get in a test's way; the limiter still runs.
             ("DROVER_API_RATE_SUBMITTER".into(), "100000".into()),
             ("DROVER_API_RATE_ADMIN".into(), "100000".into()),
+            ("DROVER_API_AUTH_FAILURES".into(), "100000".into()),
         ];
         for (k, v) in &self.env {
             pairs.retain(|(pk, _)| pk != k);
