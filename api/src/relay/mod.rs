@@ -169,7 +169,11 @@ impl Relay {
         let stop = CancellationToken::new();
         Self {
             shared: Arc::new(Shared {
-                hub: Arc::new(Hub::new(config.client_buffer, config.max_clients)),
+                hub: Arc::new(Hub::new(
+                    config.client_buffer,
+                    config.max_clients,
+                    config.max_per_key,
+                )),
                 queues,
                 config,
                 readers: Mutex::new(Default::default()),
@@ -239,13 +243,14 @@ impl Relay {
         &self.shared.queues
     }
 
-    /// Registers a client (see [`Hub::subscribe`]).
+    /// Registers a client of API key `key` (see [`Hub::subscribe`]).
     pub fn subscribe(
         &self,
         filter: Filter,
         kind: StreamKind,
+        key: i64,
     ) -> Result<Subscription, SubscribeError> {
-        self.shared.hub.subscribe(filter, kind)
+        self.shared.hub.subscribe(filter, kind, key)
     }
 
     /// Connected clients.

@@ -13,8 +13,8 @@ use super::WorkerOptions;
 use super::context::ProgressBuffer;
 use super::wake::WakeHub;
 use crate::metrics as m;
-use crate::options::Backoff;
 use crate::queue::{AckItem, FetchReply, Leased, Queue, now_ms};
+use crate::reconnect::reconnect_delay;
 
 /// A message to the acknowledger.
 pub(crate) enum AckMsg {
@@ -205,18 +205,6 @@ impl Drop for Driver {
         self.shared.stop_fetch.cancel();
         self.shared.stop_all.cancel();
     }
-}
-
-/// Delays between attempts to reach Redis: 50 ms doubling to 5 s, half jittered.
-fn reconnect_delay(failures: u32) -> Duration {
-    let policy = Backoff {
-        kind: crate::options::BackoffKind::Exponential,
-        delay_ms: 50,
-        factor: 2.0,
-        max_delay_ms: 5000,
-        jitter: 0.5,
-    };
-    policy.delay(failures.max(1), rand::random::<f64>())
 }
 
 /// Logs a Redis failure: the first, then every tenth, so an outage does not flood the logs.
