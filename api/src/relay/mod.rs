@@ -22,8 +22,9 @@
 //!   `Last-Event-ID`) instead of holding the graceful drain for its whole timeout.
 //!
 //! What the relay does not promise: events trimmed from a stream (it keeps about
-//! `DROVER_EVENTS_MAXLEN` per queue) before a client came back are gone; a job's
-//! final state is then rebuilt from the job itself. A client that stops reading
+//! `DROVER_EVENTS_MAXLEN` per queue) before a client came back are gone; the client
+//! is told so by a `stream:gap` naming the first id still held, and a job's final
+//! state is then rebuilt from the job itself. A client that stops reading
 //! entirely keeps its socket until TCP gives up on it, but it costs the others
 //! nothing: it is out of the fan-out once its buffer is full.
 

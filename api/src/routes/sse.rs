@@ -7,6 +7,11 @@
 //! the event as JSON. Two notices about the stream itself may come last:
 //! `stream:lagged` (the client fell further behind than its buffer; it is closed) and
 //! `stream:error` (Redis failed during a replay); their `id:` is where to resume.
+//! One may come first: `stream:gap` (events after the client's `Last-Event-ID` are
+//! no longer held, or a finished job's replay left its oldest out); it names the
+//! first id still available, and has no `id:`, so the client's position stays.
+//! One API key holds at most `DROVER_SSE_MAX_STREAMS_PER_KEY` streams per process
+//! (429 past it), and a test event is only ever about a `test-…` job id.
 //! A comment line (`:`) goes out every `DROVER_SSE_KEEP_ALIVE_MS` to keep proxies
 //! from closing an idle stream.
 //!
