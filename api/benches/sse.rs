@@ -12,9 +12,17 @@
 //! ```
 //!
 //! It starts a `redis-server` of its own (no persistence) and a SQLite file in a
-//! temporary directory; everything stays on 127.0.0.1 and ends within `--timeout`
-//! (300 s). To profile an API started by hand (under `heaptrack`, say), give
-//! `--attach <addr> --redis <url> --pid <pid>`; it must use namespace `bench`.
+//! temporary directory, and gives the API an admin key of its own (in
+//! `DROVER_API_KEYS`, with no rate limit and a per-key stream cap above `--clients`),
+//! which every client sends. Everything stays on 127.0.0.1. It stops at the first
+//! client that is refused or whose stream drops, with that client's reason, and
+//! otherwise within `--timeout` (300 s). To profile an API started by hand (under
+//! `heaptrack`, say), give `--attach <addr> --redis <url> --pid <pid> --key <admin
+//! key>`; it must use namespace `bench`, and allow the key that many streams.
+//!
+//! CI runs it small (`cargo test -p drover-api --bench sse -- --clients 200 --events
+//! 20`, a debug build) as a smoke test that it still works end to end, not for its
+//! figures.
 //!
 //! The clients speak raw HTTP/1.1 (one task each, no client library), so that the
 //! client side costs little of the machine the API shares with it.
@@ -40,6 +48,8 @@ struct Args {
     /// Measure an API that is already running (under a profiler, say): its address,
     /// its Redis and its pid. Its namespace must be `bench`.
     attach: Option<(std::net::SocketAddr, String, u32)>,
+    /// The key the clients send (generated unless attached).
+    key: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -49,6 +59,7 @@ fn args() -> anyhow::Result<Args> {
         rate: 10.0,
         timeout: Duration::from_secs(300),
         attach: None,
+        key: None,
     };
     let (mut addr, mut redis, mut pid) = (None, None, None);
     let mut it = std::env::args().skip(1);
@@ -62,6 +73,7 @@ fn args() -> anyhow::Result<Args> {
             "--attach" => addr = Some(v()?.parse()?),
             "--redis" => redis = Some(v()?),
             "--pid" => pid = Some(v()?.parse()?),
+            "--key" => a.key = Some(v()?),
             // cargo bench passes --bench; ignore what is not ours.
             _ => {}
         }
@@ -72,6 +84,9 @@ fn args() -> anyhow::Result<Args> {
             redis.context("--attach needs --redis")?,
             pid.context("--attach needs --pid")?,
         ));
+        if a.key.is_none() {
+            bail!("--attach needs --key (an admin key of that API)");
+        }
     }
     if a.clients == 0 || a.events == 0 || a.rate <= 0.0 {
         bail!("--clients, --events and --rate must be positive");
@@ -156,20 +171,24 @@ fn machine() -> String {
 }
 
 /// One client: connect, subscribe, then record the latency of every event until the
-/// last one (or the end of the stream).
+/// last one. A refusal, or a stream that ends or drops before the last event, is an
+/// error that says so.
 async fn client(
     addr: std::net::SocketAddr,
+    key: Arc<str>,
     sent: Arc<Vec<AtomicU64>>,
     base: Instant,
     connected: Arc<AtomicUsize>,
     last: usize,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> anyhow::Result<Vec<u32>> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.write_all(
-        b"GET /api/v1/sse/events?queue=export HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
-    )
-    .await?;
+    let mut s = TcpStream::connect(addr)
+        .await
+        .context("connect to the API")?;
+    let request = format!(
+        "GET /api/v1/sse/events?queue=export HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nAuthorization: Bearer {key}\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await?;
     let mut buf: Vec<u8> = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     // The response head.
@@ -181,7 +200,13 @@ async fn client(
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = find(&buf, b"\r\n\r\n") {
             if !buf.starts_with(b"HTTP/1.1 200") {
-                bail!("{}", String::from_utf8_lossy(&buf[..end]));
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let rest = String::from_utf8_lossy(&buf[end + 4..]).into_owned();
+                bail!(
+                    "the API refused the stream: {} {}",
+                    head.lines().next().unwrap_or(""),
+                    rest.trim()
+                );
             }
             buf.drain(..end + 4);
             break;
@@ -215,9 +240,26 @@ async fn client(
             start += nl + 1;
         }
         text.drain(..start);
-        let n = s.read(&mut chunk).await?;
-        if n == 0 || body.done {
-            return Ok(lat);
+        if body.done {
+            bail!(
+                "the stream ended after {} of {} events",
+                lat.len(),
+                last + 1
+            );
+        }
+        let n = s.read(&mut chunk).await.with_context(|| {
+            format!(
+                "the stream dropped after {} of {} events",
+                lat.len(),
+                last + 1
+            )
+        })?;
+        if n == 0 {
+            bail!(
+                "the API closed the connection after {} of {} events",
+                lat.len(),
+                last + 1
+            );
         }
         input.extend_from_slice(&chunk[..n]);
     }
@@ -311,10 +353,71 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(args))
 }
 
+/// The first client failure, and how many there were: the run stops at the first.
+#[derive(Default)]
+struct Failures {
+    count: AtomicUsize,
+    first: std::sync::Mutex<Option<String>>,
+}
+
+impl Failures {
+    fn record(&self, e: &anyhow::Error) {
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0
+            && let Ok(mut f) = self.first.lock()
+        {
+            *f = Some(format!("{e:#}"));
+        }
+    }
+
+    /// An error naming the first failure, if there was one.
+    fn check(&self, when: &str) -> anyhow::Result<()> {
+        let n = self.count.load(Ordering::Acquire);
+        if n == 0 {
+            return Ok(());
+        }
+        let first = self
+            .first
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_default();
+        bail!("{n} client(s) failed {when}; the first: {first}")
+    }
+}
+
+/// A key no one else knows.
+fn new_key() -> String {
+    format!(
+        "bench-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Polls `done` every 20 ms until it holds, a client fails, or `deadline` passes.
+async fn wait_for(
+    what: &str,
+    deadline: Instant,
+    failures: &Failures,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    loop {
+        failures.check(what)?;
+        if done() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let ns = "bench";
     // Our own Redis and API, unless told to measure running ones.
     let mut own = None;
+    let key: Arc<str> = args.key.clone().unwrap_or_else(new_key).into();
     let (addr, redis_url, pid) = match args.attach.clone() {
         Some(a) => a,
         None => {
@@ -333,7 +436,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     ("DATABASE_URL", db.url().to_owned()),
                     ("DROVER_ENV", "dev".to_owned()),
                     ("RUST_LOG", "warn".to_owned()),
+                    ("DROVER_API_KEYS", format!("admin:{key}")),
+                    // Every client is one request of the same key, all at once.
+                    ("DROVER_API_RATE_ADMIN", "0".to_owned()),
                     ("DROVER_SSE_MAX_CLIENTS", (args.clients + 100).to_string()),
+                    (
+                        "DROVER_SSE_MAX_STREAMS_PER_KEY",
+                        (args.clients + 100).to_string(),
+                    ),
                 ],
             );
             let (url, pid) = (redis.url(), api.pid());
@@ -341,7 +451,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (addr, url, pid)
         }
     };
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let health = format!("http://{addr}/health");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http
@@ -355,6 +467,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The key works (and is an admin key: the status below needs one).
+    let status_url = format!("http://{addr}/api/v1/sse/status");
+    let r = http.get(&status_url).bearer_auth(&*key).send().await?;
+    if !r.status().is_success() {
+        let code = r.status();
+        bail!(
+            "the API refused the bench's key on /sse/status: {code} {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
     let common = CommonConfig::from_env(&Env::from_pairs([
         ("REDIS_URL", redis_url.clone()),
         ("DROVER_REDIS_NAMESPACE", ns.to_owned()),
@@ -366,6 +488,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let base = Instant::now();
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..args.events).map(|_| AtomicU64::new(0)).collect());
     let connected = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Failures::default());
     let last = args.events - 1;
 
     // Warm up the API's paths with one client and one event, so the baseline holds
@@ -373,48 +496,77 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         let warm = Arc::new(AtomicUsize::new(0));
         let one: Arc<Vec<AtomicU64>> = Arc::new(vec![AtomicU64::new(0)]);
-        let h = tokio::spawn(client(addr, one, base, Arc::clone(&warm), 0, None));
+        let h = tokio::spawn(client(
+            addr,
+            Arc::clone(&key),
+            one,
+            base,
+            Arc::clone(&warm),
+            0,
+            None,
+        ));
+        let deadline = Instant::now() + Duration::from_secs(30);
         while warm.load(Ordering::Relaxed) == 0 {
+            if h.is_finished() {
+                h.await?.context("the warm-up client")?;
+                bail!("the warm-up client ended before it subscribed");
+            }
+            if Instant::now() > deadline {
+                bail!("the warm-up client did not subscribe within 30 s");
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         queue
             .append_event(EventType::JobProgress, "bench", "0", &serde_json::json!({}))
             .await?;
-        h.await??;
+        tokio::time::timeout(Duration::from_secs(30), h)
+            .await
+            .context("the warm-up event did not arrive within 30 s")??
+            .context("the warm-up client")?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = rss_kib(pid);
 
     println!("connecting {} clients…", args.clients);
     let started = Instant::now();
+    let deadline = Instant::now() + args.timeout;
     let sem = Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        let permit = Arc::clone(&sem).acquire_owned().await?;
-        let (sent, connected) = (Arc::clone(&sent), Arc::clone(&connected));
-        tasks.push(tokio::spawn(client(
+        failures.check("to subscribe")?;
+        let permit = tokio::time::timeout_at(deadline.into(), Arc::clone(&sem).acquire_owned())
+            .await
+            .context("timed out connecting the clients")??;
+        let (sent, connected, failures) = (
+            Arc::clone(&sent),
+            Arc::clone(&connected),
+            Arc::clone(&failures),
+        );
+        let c = client(
             addr,
+            Arc::clone(&key),
             sent,
             base,
             connected,
             last,
             Some(permit),
-        )));
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = c.await;
+            if let Err(e) = &r {
+                failures.record(e);
+            }
+            r
+        }));
     }
-    let deadline = Instant::now() + args.timeout;
-    while connected.load(Ordering::Relaxed) < args.clients {
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {} clients connected",
-                connected.load(Ordering::Relaxed),
-                args.clients
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("to subscribe", deadline, &failures, || {
+        connected.load(Ordering::Relaxed) >= args.clients
+    })
+    .await?;
     let connect_s = started.elapsed().as_secs_f64();
     let status: serde_json::Value = http
-        .get(format!("http://{addr}/api/v1/sse/status"))
+        .get(&status_url)
+        .bearer_auth(&*key)
         .send()
         .await?
         .json()
@@ -435,6 +587,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for seq in 0..args.events {
         tick.tick().await;
+        failures.check("while the events flowed")?;
         sent[seq].store(base.elapsed().as_nanos() as u64, Ordering::Release);
         queue
             .append_event(
@@ -445,14 +598,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )
             .await?;
     }
+    // Every client ends at the last event; one that has not got it 30 s after it was
+    // published is stuck.
+    let end = deadline.min(Instant::now() + Duration::from_secs(30));
+    wait_for("to receive every event", end, &failures, || {
+        tasks.iter().all(tokio::task::JoinHandle::is_finished)
+    })
+    .await?;
     let mut lat: Vec<u32> = Vec::with_capacity(args.clients * args.events);
-    let mut failed = 0;
     for t in tasks {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, t).await {
-            Ok(Ok(Ok(v))) => lat.extend(v),
-            _ => failed += 1,
-        }
+        lat.extend(t.await??);
     }
     let rss2 = rss_kib(pid);
     let (user1, sys1) = cpu_ms(pid);
@@ -466,13 +621,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         machine()
     );
     println!(
-        "clients: {}  events: {} at {}/s  deliveries: {} of {} ({} clients failed)",
+        "clients: {}  events: {} at {}/s  deliveries: {} of {}",
         args.clients,
         args.events,
         args.rate,
         lat.len(),
         expected,
-        failed
     );
     println!(
         "latency append→client (ms): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",

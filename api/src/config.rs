@@ -214,11 +214,18 @@ pub fn parse_keys(spec: &str) -> Result<Vec<ConfiguredKey>, ConfigError> {
 /// | `DROVER_SSE_KEEP_ALIVE_MS` | `15000` | a keep-alive comment goes out this often on every stream |
 /// | `DROVER_SSE_CLIENT_BUFFER` | `1024` | events buffered per client; a client further behind gets `stream:lagged` and is closed |
 /// | `DROVER_SSE_MAX_CLIENTS` | `20000` | event streams one API process serves at once; more get 503 |
+/// | `DROVER_SSE_MAX_STREAMS_PER_KEY` | `1000` | event streams one API key may hold open on one API process; more get 429 |
+/// | `DROVER_SSE_REPLAY_MAX` | `1000` | most events of a finished job replayed to one request (the latest; a `stream:gap` says where they start) |
 #[derive(Debug, Clone)]
 pub struct SseConfig {
     pub keep_alive: std::time::Duration,
     pub client_buffer: usize,
     pub max_clients: usize,
+    /// So that one key (a leaked one, a runaway client) cannot take every slot.
+    pub max_per_key: usize,
+    /// So that the replay of a finished job costs a bounded amount of memory and
+    /// bytes, however many progress events it had.
+    pub replay_max: usize,
 }
 
 impl Default for SseConfig {
@@ -227,6 +234,8 @@ impl Default for SseConfig {
             keep_alive: std::time::Duration::from_secs(15),
             client_buffer: 1024,
             max_clients: 20_000,
+            max_per_key: 1000,
+            replay_max: 1000,
         }
     }
 }
@@ -247,6 +256,13 @@ impl SseConfig {
                 d.max_clients as u64,
                 1..=1_000_000,
             )? as usize,
+            max_per_key: env.number(
+                "DROVER_SSE_MAX_STREAMS_PER_KEY",
+                d.max_per_key as u64,
+                1..=1_000_000,
+            )? as usize,
+            replay_max: env.number("DROVER_SSE_REPLAY_MAX", d.replay_max as u64, 1..=100_000)?
+                as usize,
         })
     }
 }
@@ -342,5 +358,10 @@ mod tests {
         let e =
             SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_CLIENT_BUFFER", "0")])).unwrap_err();
         assert_eq!(e.var, "DROVER_SSE_CLIENT_BUFFER");
+        let e = SseConfig::from_env(&Env::from_pairs([("DROVER_SSE_MAX_STREAMS_PER_KEY", "0")]))
+            .unwrap_err();
+        assert_eq!(e.var, "DROVER_SSE_MAX_STREAMS_PER_KEY");
+        assert_eq!(c.max_per_key, 1000);
+        assert_eq!(c.replay_max, 1000);
     }
 }

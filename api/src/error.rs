@@ -167,6 +167,11 @@ impl ApiError {
         )
     }
 
+    /// A 429 for a limit other than the request rate, with its own message.
+    pub fn too_many(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self::TooManyRequests(body("rate_limited", message, None), retry_after_s)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::Unavailable(
             body("unavailable", message, None),

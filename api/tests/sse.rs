@@ -2,19 +2,20 @@
 //! apalis workers.
 #![allow(clippy::unwrap_used)]
 
-mod sse_support;
+mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::sse::{
+    self, ApiProc, Msg, Sse, StepGate, WAIT, client, enqueue, handles_on, job_events, rows_done,
+    worker,
+};
+use common::{ADMIN, SUBMITTER, TestApi};
 use drover_jobs::QueueName;
 use drover_jobs::events::EventType;
 use drover_tests::eventually_async;
 use serde_json::json;
-use sse_support::{
-    Api, ApiProc, Gate, KEY, Msg, SUBMITTER_KEY, Sse, WAIT, client, enqueue, handles_on,
-    job_events, rows_done, worker,
-};
 
 fn ids(ms: &[Msg]) -> Vec<String> {
     ms.iter().map(|m| m.parsed().id).collect()
@@ -22,7 +23,7 @@ fn ids(ms: &[Msg]) -> Vec<String> {
 
 /// Waits until the stream of `q` holds an event of job `id` satisfying `pred`.
 async fn wait_event(
-    api: &Api,
+    api: &TestApi,
     q: QueueName,
     id: &str,
     what: &str,
@@ -40,13 +41,13 @@ async fn wait_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jobs_progress_arrives_in_order_then_completed_and_the_stream_closes() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let q = QueueName::Analysis;
-    let gate = Gate::closed();
-    let _w = worker(&api.redis, &api.ns, api.queue(q), &gate);
+    let gate = StepGate::closed();
+    let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
     let id = enqueue(api.queue(q), 4).await;
 
-    let mut sse = Sse::open(&api.url(&format!("/jobs/{id}/events")), None).await;
+    let mut sse = Sse::open(&api.v1(&format!("/jobs/{id}/events")), None).await;
     assert_eq!(sse.status, 200);
     let mut got = Vec::new();
     // Release each step only once its progress has arrived: one event per step.
@@ -102,12 +103,12 @@ async fn a_jobs_progress_arrives_in_order_then_completed_and_the_stream_closes()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let q = QueueName::Export;
-    let gate = Gate::closed();
-    let _w = worker(&api.redis, &api.ns, api.queue(q), &gate);
+    let gate = StepGate::closed();
+    let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
     let id = enqueue(api.queue(q), 5).await;
-    let url = api.url(&format!("/jobs/{id}/events"));
+    let url = api.v1(&format!("/jobs/{id}/events"));
 
     // Read up to the first progress, then go away.
     let mut first = Sse::open(&url, None).await;
@@ -150,8 +151,8 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_stream_filters_and_resumes_across_queues_with_a_cursor() {
-    let api = Api::start(&[]).await;
-    let url = api.url("/sse/events?queue=export,aggregation&type=job:progress,queue:paused");
+    let api = sse::start(&[]).await;
+    let url = api.v1("/sse/events?queue=export,aggregation&type=job:progress,queue:paused");
     let mut a = Sse::open(&url, None).await;
     assert_eq!(a.status, 200);
     let append = |q: QueueName, kind: EventType, n: u32| {
@@ -253,14 +254,14 @@ async fn the_events_stream_filters_and_resumes_across_queues_with_a_cursor() {
 async fn a_client_that_stops_reading_does_not_delay_another() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let api = Api::start(&[("DROVER_SSE_CLIENT_BUFFER", "64")]).await;
+    let api = sse::start(&[("DROVER_SSE_CLIENT_BUFFER", "64")]).await;
     let q = api.queue(QueueName::Export).clone();
     // The stalled client: a tiny receive buffer, and it never reads past the head.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut stalled = sock.connect(api.addr).await.unwrap();
     stalled
-        .write_all(format!("GET /api/v1/sse/events?queue=export HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n").as_bytes())
+        .write_all(format!("GET /api/v1/sse/events?queue=export HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut head = Vec::new();
@@ -272,7 +273,7 @@ async fn a_client_that_stops_reading_does_not_delay_another() {
     let head = String::from_utf8_lossy(&head).to_string();
     assert!(head.contains(" 200 "), "{head}");
     // The reading client passes each event id on as it arrives.
-    let mut reader = Sse::open(&api.url("/sse/events?queue=export"), None).await;
+    let mut reader = Sse::open(&api.v1("/sse/events?queue=export"), None).await;
     let (tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(m) = reader.next().await {
@@ -322,7 +323,7 @@ async fn a_client_that_stops_reading_does_not_delay_another() {
         .unwrap()
         .unwrap();
     let mut text = String::from_utf8(body).unwrap();
-    let msgs = sse_support::parse_blocks(&mut text);
+    let msgs = sse::parse_blocks(&mut text);
     let events: Vec<&Msg> = msgs.iter().filter(|m| !m.comment).collect();
     let last = events.last().unwrap();
     assert_eq!(last.event, "stream:lagged");
@@ -350,17 +351,17 @@ async fn a_client_that_stops_reading_does_not_delay_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_job_gets_its_final_state_and_then_204() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let q = QueueName::Cleanup;
-    let gate = Gate::open();
-    let _w = worker(&api.redis, &api.ns, api.queue(q), &gate);
+    let gate = StepGate::open();
+    let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
     let id = enqueue(api.queue(q), 3).await;
     wait_event(&api, q, &id, "the job to complete", |e| {
         e.kind == EventType::JobCompleted
     })
     .await;
     let stored = job_events(api.queue(q), &id).await;
-    let url = api.url(&format!("/jobs/{id}/events"));
+    let url = api.v1(&format!("/jobs/{id}/events"));
 
     let mut s = Sse::open(&url, None).await;
     let got = s.rest().await;
@@ -386,10 +387,10 @@ async fn a_finished_job_gets_its_final_state_and_then_204() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_event_works_in_dev_and_is_404_in_prod() {
-    let dev = Api::start(&[]).await;
-    let mut s = Sse::open(&dev.url("/sse/events?queue=analysis"), None).await;
+    let dev = sse::start(&[]).await;
+    let mut s = Sse::open(&dev.v1("/sse/events?queue=analysis"), None).await;
     let r = client()
-        .post(dev.url("/sse/test-event"))
+        .post(dev.v1("/sse/test-event"))
         .json(&json!({ "queue": "analysis", "type": "job:progress", "message": "hello", "data": { "rows_done": 1 } }))
         .send()
         .await
@@ -404,9 +405,9 @@ async fn the_test_event_works_in_dev_and_is_404_in_prod() {
     assert_eq!(e.data["rows_done"], 1);
     assert!(e.job_id.starts_with("test-"));
 
-    let prod = Api::start(&[("DROVER_ENV", "prod")]).await;
+    let prod = sse::start(&[("DROVER_ENV", "prod")]).await;
     let r = client()
-        .post(prod.url("/sse/test-event"))
+        .post(prod.v1("/sse/test-event"))
         .json(&json!({}))
         .send()
         .await
@@ -426,13 +427,13 @@ async fn the_test_event_works_in_dev_and_is_404_in_prod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_counts_clients_and_shows_each_relay_caught_up() {
     // A closed connection is noticed when the next write fails: keep-alives bound that.
-    let api = Api::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "200")]).await;
+    let api = sse::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "200")]).await;
     let q = api.queue(QueueName::Export).clone();
-    let gate = Gate::closed();
-    let _w = worker(&api.redis, &api.ns, &q, &gate);
+    let gate = StepGate::closed();
+    let _w = worker(&api.redis, &api.namespace, &q, &gate);
     let id = enqueue(&q, 1).await;
-    let job = Sse::open(&api.url(&format!("/jobs/{id}/events")), None).await;
-    let all = Sse::open(&api.url("/sse/events"), None).await;
+    let job = Sse::open(&api.v1(&format!("/jobs/{id}/events")), None).await;
+    let all = Sse::open(&api.v1("/sse/events"), None).await;
     let last = q
         .append_event(EventType::JobProgress, "x", "", &json!({}))
         .await
@@ -469,8 +470,8 @@ async fn status_counts_clients_and_shows_each_relay_caught_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_comments_flow_on_an_idle_stream() {
-    let api = Api::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "100")]).await;
-    let mut s = Sse::open(&api.url("/sse/events"), None).await;
+    let api = sse::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "100")]).await;
+    let mut s = Sse::open(&api.v1("/sse/events"), None).await;
     for _ in 0..3 {
         let m = s.next_any().await.unwrap();
         assert!(m.comment, "{m:?}");
@@ -479,17 +480,13 @@ async fn keep_alive_comments_flow_on_an_idle_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_error_envelope() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let c = client();
     for (url, header, status) in [
-        (api.url("/sse/events?queue=nope"), None, 400),
-        (api.url("/sse/events?type=job:exploded"), None, 400),
-        (api.url("/sse/events"), Some("garbage"), 400),
-        (
-            api.url("/jobs/01J0000000000000000000000X/events"),
-            None,
-            404,
-        ),
+        (api.v1("/sse/events?queue=nope"), None, 400),
+        (api.v1("/sse/events?type=job:exploded"), None, 400),
+        (api.v1("/sse/events"), Some("garbage"), 400),
+        (api.v1("/jobs/01J0000000000000000000000X/events"), None, 404),
     ] {
         let mut req = c.get(&url);
         if let Some(h) = header {
@@ -506,9 +503,9 @@ async fn bad_requests_get_the_error_envelope() {
 async fn the_relay_survives_a_redis_restart() {
     let mut redis = drover_tests::TestRedis::start_durable();
     let ns = drover_tests::namespace();
-    let api = Api::start_on(&redis.url(), &ns, &[]).await;
+    let api = sse::start_on(&redis.url(), &ns, &[]).await;
     let q = api.queue(QueueName::Export).clone();
-    let mut s = Sse::open(&api.url("/sse/events?queue=export"), None).await;
+    let mut s = Sse::open(&api.v1("/sse/events?queue=export"), None).await;
     let first = q
         .append_event(EventType::JobProgress, "a", "before", &json!({}))
         .await
@@ -548,14 +545,14 @@ async fn two_api_processes_both_deliver_every_event_of_a_job() {
     let (a, b) = tokio::join!(ApiProc::start(&url, &ns), ApiProc::start(&url, &ns));
     let (redis, queues) = handles_on(&url, &ns);
     let q = queues.get(QueueName::Export);
-    let gate = Gate::closed();
+    let gate = StepGate::closed();
     let _w = worker(&redis, &ns, q, &gate);
     // Both processes' firehoses, open before the job exists.
-    let mut all_a = Sse::open(&a.url("/sse/events?queue=export"), None).await;
-    let mut all_b = Sse::open(&b.url("/sse/events?queue=export"), None).await;
+    let mut all_a = Sse::open(&a.v1("/sse/events?queue=export"), None).await;
+    let mut all_b = Sse::open(&b.v1("/sse/events?queue=export"), None).await;
     let id = enqueue(q, 3).await;
-    let mut job_a = Sse::open(&a.url(&format!("/jobs/{id}/events")), None).await;
-    let mut job_b = Sse::open(&b.url(&format!("/jobs/{id}/events")), None).await;
+    let mut job_a = Sse::open(&a.v1(&format!("/jobs/{id}/events")), None).await;
+    let mut job_b = Sse::open(&b.v1(&format!("/jobs/{id}/events")), None).await;
     // Step the job only when both processes have delivered its latest progress.
     let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
     while let Some(m) = job_a.next().await {
@@ -584,7 +581,7 @@ async fn two_api_processes_both_deliver_every_event_of_a_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_the_event_routes() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let spec: serde_json::Value = client()
         .get(format!("http://{}/openapi.json", api.addr))
         .send()
@@ -626,7 +623,7 @@ async fn shutdown_ends_event_streams_at_once() {
     let url = drover_tests::shared_redis_url();
     let ns = drover_tests::namespace();
     let mut api = ApiProc::start(&url, &ns).await;
-    let mut s = Sse::open(&api.url("/sse/events"), None).await;
+    let mut s = Sse::open(&api.v1("/sse/events"), None).await;
     assert_eq!(s.status, 200);
     // The drain would wait 10 s for a stream that never ends; it must not.
     let code = tokio::task::spawn_blocking(move || {
@@ -642,14 +639,14 @@ async fn shutdown_ends_event_streams_at_once() {
 
 #[tokio::test]
 async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
-    let api = Api::start(&[]).await;
+    let api = sse::start(&[]).await;
     let anonymous = reqwest::Client::new();
     for path in ["/sse/events", "/jobs/01JNOSUCHJOB/events", "/sse/status"] {
-        let r = anonymous.get(api.url(path)).send().await.unwrap();
+        let r = anonymous.get(api.v1(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without a key");
     }
     let r = anonymous
-        .post(api.url("/sse/test-event"))
+        .post(api.v1("/sse/test-event"))
         .json(&json!({}))
         .send()
         .await
@@ -658,8 +655,8 @@ async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
     // A submitter follows events but may not look at the relay or publish.
     let sub = reqwest::Client::new();
     let r = sub
-        .get(api.url("/sse/events?queue=export"))
-        .bearer_auth(SUBMITTER_KEY)
+        .get(api.v1("/sse/events?queue=export"))
+        .bearer_auth(SUBMITTER)
         .send()
         .await
         .unwrap();
@@ -670,15 +667,15 @@ async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
     );
     drop(r);
     let r = sub
-        .get(api.url("/sse/status"))
-        .bearer_auth(SUBMITTER_KEY)
+        .get(api.v1("/sse/status"))
+        .bearer_auth(SUBMITTER)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
     let r = sub
-        .post(api.url("/sse/test-event"))
-        .bearer_auth(SUBMITTER_KEY)
+        .post(api.v1("/sse/test-event"))
+        .bearer_auth(SUBMITTER)
         .json(&json!({}))
         .send()
         .await
@@ -686,4 +683,248 @@ async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
     assert_eq!(r.status(), 403);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
+}
+
+// ---- hardening: per-key caps, gaps, bounded replays, test events ---------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_cannot_hold_more_streams_than_its_cap() {
+    // A closed connection is noticed at the next write: keep-alives come often here.
+    let api = sse::start(&[
+        ("DROVER_SSE_MAX_STREAMS_PER_KEY", "2"),
+        ("DROVER_SSE_KEEP_ALIVE_MS", "100"),
+    ])
+    .await;
+    let url = api.v1("/sse/events?queue=export");
+    let first = Sse::open_with(&url, SUBMITTER, None).await;
+    let second = Sse::open_with(&api.v1("/jobs/01JNOSUCHJOB/events"), SUBMITTER, None).await;
+    // A job that does not exist takes no slot.
+    assert_eq!(second.status, 404);
+    let second = Sse::open_with(&url, SUBMITTER, None).await;
+    assert_eq!((first.status, second.status), (200, 200));
+
+    let r = client()
+        .get(&url)
+        .bearer_auth(SUBMITTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum of 2 open event streams"),
+        "{body}"
+    );
+
+    // Another key is not held back by this one.
+    let admin = Sse::open(&url, None).await;
+    assert_eq!(admin.status, 200);
+    // A stream that closes gives its slot back.
+    drop(first);
+    eventually_async(WAIT, "a slot to free up", || async {
+        let r = client()
+            .get(&url)
+            .bearer_auth(SUBMITTER)
+            .send()
+            .await
+            .unwrap();
+        (r.status() == 200).then_some(())
+    })
+    .await;
+}
+
+/// Trims queue `q`'s stream to its last `keep` entries, as `MAXLEN` would.
+async fn trim(api: &TestApi, q: QueueName, keep: usize) {
+    let _: u64 = api
+        .redis
+        .query(
+            redis::cmd("XTRIM")
+                .arg(&api.queue(q).keys().events)
+                .arg("MAXLEN")
+                .arg(keep),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_before_the_trimmed_history_gets_a_gap_first() {
+    let api = sse::start(&[]).await;
+    let q = QueueName::Export;
+    let queue = api.queue(q).clone();
+    let publish = |n: u64| {
+        let queue = queue.clone();
+        async move {
+            queue
+                .append_event(
+                    EventType::JobProgress,
+                    "test-gap",
+                    &n.to_string(),
+                    &json!({}),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let url = api.v1("/sse/events?queue=export");
+    let mut s = Sse::open(&url, None).await;
+    publish(0).await;
+    let seen = s.next().await.unwrap();
+    let cursor = seen.id.clone().unwrap();
+    drop(s);
+    let mut ids = Vec::new();
+    for n in 1..=10 {
+        ids.push(publish(n).await);
+    }
+    // Events 1 to 7 are trimmed away before the client comes back.
+    trim(&api, q, 3).await;
+
+    let mut s = Sse::open(&url, Some(&cursor)).await;
+    let gap = s.next().await.unwrap();
+    assert_eq!(gap.event, "stream:gap", "{gap:?}");
+    assert_eq!(gap.id, None, "a gap does not move the client's position");
+    let d = gap.json();
+    assert_eq!(d["queue"], "export");
+    assert_eq!(d["first_available_id"], ids[7].as_str());
+    assert_eq!(d["last_event_id"], seen.parsed().id.as_str());
+    let rest: Vec<String> = s
+        .until(|m| m.parsed().message == "10")
+        .await
+        .iter()
+        .map(|m| m.parsed().id)
+        .collect();
+    assert_eq!(rest, ids[7..].to_vec());
+
+    // A client whose position is still held gets no gap.
+    let held = format!("export:{}", ids[8]);
+    let mut s = Sse::open(&url, Some(&held)).await;
+    let m = s.next().await.unwrap();
+    assert_eq!(m.event, "job:progress");
+    assert_eq!(m.parsed().id, ids[9]);
+
+    // The same on a job's stream, resumed with a stream id.
+    let id = enqueue(&queue, 1).await;
+    let first = queue
+        .append_event(EventType::JobProgress, &id, "a", &json!({}))
+        .await
+        .unwrap();
+    for n in 11..=20 {
+        publish(n).await;
+    }
+    let last = queue
+        .append_event(EventType::JobProgress, &id, "b", &json!({}))
+        .await
+        .unwrap();
+    trim(&api, q, 3).await;
+    let mut s = Sse::open(&api.v1(&format!("/jobs/{id}/events")), Some(&first)).await;
+    let gap = s.next().await.unwrap();
+    assert_eq!(gap.event, "stream:gap", "{gap:?}");
+    assert_eq!(gap.json()["last_event_id"], first.as_str());
+    let first_held = queue.events_after("0", 1).await.unwrap()[0].id.clone();
+    assert_eq!(gap.json()["first_available_id"], first_held.as_str());
+    let m = s.next().await.unwrap();
+    assert_eq!(m.parsed().id, last);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_of_a_finished_job_is_bounded() {
+    let api = sse::start(&[("DROVER_SSE_REPLAY_MAX", "3")]).await;
+    let q = QueueName::Cleanup;
+    let id = enqueue(api.queue(q), 1).await;
+    // Many progress events (a worker's own are throttled), then the job runs.
+    for n in 0..8 {
+        api.queue(q)
+            .append_event(EventType::JobProgress, &id, &n.to_string(), &json!({}))
+            .await
+            .unwrap();
+    }
+    let gate = StepGate::open();
+    let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
+    wait_event(&api, q, &id, "the job to complete", |e| {
+        e.kind == EventType::JobCompleted
+    })
+    .await;
+    let stored = job_events(api.queue(q), &id).await;
+    assert!(stored.len() > 8, "{stored:?}");
+    let url = api.v1(&format!("/jobs/{id}/events"));
+
+    let mut s = Sse::open(&url, Some(&stored[0].id)).await;
+    let got = s.rest().await;
+    assert_eq!(got.len(), 4, "a gap and the last 3 events: {got:?}");
+    assert_eq!(got[0].event, "stream:gap");
+    let left_out = stored.len() - 1 - 3;
+    assert_eq!(
+        got[0].json()["first_available_id"],
+        stored[stored.len() - 3].id.as_str()
+    );
+    assert!(
+        got[0].json()["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("({left_out} of this job's)")),
+        "{:?}",
+        got[0]
+    );
+    let sent: Vec<String> = got[1..].iter().map(|m| m.parsed().id).collect();
+    let last3: Vec<String> = stored[stored.len() - 3..]
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    assert_eq!(sent, last3);
+    assert_eq!(got[3].event, "job:completed");
+
+    // Within the bound, the replay is whole and has no gap.
+    let mut s = Sse::open(&url, Some(&stored[stored.len() - 3].id)).await;
+    let got = s.rest().await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|m| m.event.starts_with("job:")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_cannot_carry_a_real_jobs_identity() {
+    let api = sse::start(&[]).await;
+    let q = QueueName::Export;
+    let id = enqueue(api.queue(q), 1).await;
+    for job_id in [id.as_str(), "01JNOSUCHJOB", "x"] {
+        let r = client()
+            .post(api.v1("/sse/test-event"))
+            .json(&json!({ "queue": "export", "type": "job:completed", "job_id": job_id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{job_id}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("job_id"),
+            "{body}"
+        );
+    }
+    assert!(
+        job_events(api.queue(q), &id)
+            .await
+            .iter()
+            .all(|e| e.kind != EventType::JobCompleted),
+        "no job:completed was forged"
+    );
+    // A test id is fine, whatever the type.
+    let r = client()
+        .post(api.v1("/sse/test-event"))
+        .json(&json!({ "queue": "export", "type": "job:completed", "job_id": "test-mine" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["job_id"], "test-mine");
 }

@@ -21,6 +21,7 @@
 //! - [`queue`]: [`Queue`], a handle to enqueue, read and administer one queue.
 //! - [`job`]: [`JobRecord`], a job read back, and [`JobState`].
 //! - [`events`]: the lifecycle and progress events each queue's stream carries.
+//! - [`reconnect`]: the one backoff of every loop that outlives a Redis outage.
 //! - [`worker`]: [`worker::DroverBackend`], the apalis backend, and what handlers see.
 //! - `lua/`: the scripts; every state change is one of them.
 
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod metrics;
 pub mod options;
 pub mod queue;
+pub mod reconnect;
 mod scripts;
 pub mod trace;
 pub mod worker;
@@ -42,6 +44,6 @@ pub use events::{Event, EventType};
 pub use job::{AttemptError, JobRecord, JobState};
 pub use options::{Backoff, BackoffKind, JobOptions, QueueDefaults};
 pub use queue::{
-    Counts, Enqueued, MinuteStats, MoveOutcome, NewJob, Outcome, Overview, Page, Queue,
-    QueueSettings, RemoveOutcome, WorkerInfo,
+    Counts, Enqueued, HistoryStart, MinuteStats, MoveOutcome, NewJob, Outcome, Overview, Page,
+    Queue, QueueSettings, RemoveOutcome, WorkerInfo,
 };

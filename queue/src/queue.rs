@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::connection::{Redis, Traffic};
 use crate::error::{QueueError, Result};
-use crate::events::{Event, EventType, parse_entries};
+use crate::events::{Event, EventType, StreamPos, parse_entries};
 use crate::job::{JobRecord, JobState};
 use crate::keys::Keys;
 use crate::options::{DEFAULT_IDEMPOTENCY_TTL, JobOptions, QueueDefaults};
@@ -159,6 +159,25 @@ pub struct MinuteStats {
     pub run_ms: u64,
     /// Sum of the waits (ready → started) of the attempts that started in the minute.
     pub wait_ms: u64,
+}
+
+/// Where a queue's event stream begins (see [`Queue::history_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryStart {
+    /// The oldest entry still held (`None`: the stream is empty).
+    pub first: Option<StreamPos>,
+    /// Whether older entries were trimmed away.
+    pub trimmed: bool,
+}
+
+impl HistoryStart {
+    /// The oldest entry held, if a reader who has seen everything up to `after` may
+    /// have missed entries that are gone: `after` is older than that entry, and
+    /// history was trimmed.
+    #[must_use]
+    pub fn gap_after(&self, after: StreamPos) -> Option<StreamPos> {
+        self.first.filter(|f| self.trimmed && *f > after)
+    }
 }
 
 /// A worker seen through its heartbeats.
@@ -681,6 +700,56 @@ impl Queue {
         } else {
             format!("({after}")
         };
+        Ok(self
+            .range(start, count)
+            .await?
+            .into_iter()
+            .filter_map(|(_, e)| e)
+            .collect())
+    }
+
+    /// The entries after `after` (exclusive), at most `count`, each with its position.
+    /// An entry of another shape comes with `None`, so a reader paging with the last
+    /// position still moves past it.
+    pub async fn entries_after(
+        &self,
+        after: StreamPos,
+        count: usize,
+    ) -> Result<Vec<(StreamPos, Option<Event>)>> {
+        self.range(format!("({after}"), count).await
+    }
+
+    /// Where the stream's history starts: its oldest entry, and whether entries
+    /// before it were trimmed (or deleted) away.
+    pub async fn history_start(&self) -> Result<HistoryStart> {
+        let Some((first, _)) = self.range("-".to_owned(), 1).await?.into_iter().next() else {
+            return Ok(HistoryStart {
+                first: None,
+                trimmed: false,
+            });
+        };
+        let info: HashMap<String, Value> = self
+            .inner
+            .redis
+            .query(
+                redis::cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(&self.inner.keys.events),
+            )
+            .await?;
+        let int = |k: &str| {
+            info.get(k)
+                .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+                .unwrap_or(0)
+        };
+        Ok(HistoryStart {
+            first: Some(first),
+            trimmed: int("entries-added") > int("length"),
+        })
+    }
+
+    /// `XRANGE` from `start` to the end, at most `count` entries.
+    async fn range(&self, start: String, count: usize) -> Result<Vec<(StreamPos, Option<Event>)>> {
         let reply: StreamRangeReply = self
             .inner
             .redis
@@ -693,7 +762,11 @@ impl Queue {
                     .arg(count.max(1)),
             )
             .await?;
-        Ok(parse_entries(&reply.ids))
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|e| Some((e.id.parse().ok()?, Event::from_entry(e))))
+            .collect())
     }
 
     /// The id of the newest event (`"0-0"` when the stream is empty).

@@ -169,6 +169,8 @@ struct Slot {
     tx: mpsc::Sender<Msg>,
     filter: Filter,
     kind: StreamKind,
+    /// The API key it came with (its row id).
+    key: i64,
 }
 
 #[derive(Default)]
@@ -182,6 +184,8 @@ struct State {
     positions: [Option<StreamPos>; QueueName::ALL.len()],
     job_clients: usize,
     event_clients: usize,
+    /// Open streams by API key (keys with none are not in it).
+    per_key: HashMap<i64, usize>,
     /// Set at shutdown: no new subscriptions.
     closed: bool,
 }
@@ -191,6 +195,10 @@ struct State {
 pub enum SubscribeError {
     #[error("this API process already serves its maximum of {0} event streams")]
     Full(usize),
+    #[error(
+        "this API key already holds its maximum of {0} open event streams on this API process; close one first"
+    )]
+    KeyFull(usize),
     #[error("this API process is shutting down")]
     Closed,
 }
@@ -200,6 +208,7 @@ pub struct Hub {
     state: Mutex<State>,
     capacity: usize,
     max_clients: usize,
+    max_per_key: usize,
     lagged_total: AtomicU64,
 }
 
@@ -212,14 +221,16 @@ pub struct ClientCounts {
 }
 
 impl Hub {
-    /// A hub whose clients buffer at most `capacity` events each.
+    /// A hub whose clients buffer at most `capacity` events each, at most
+    /// `max_clients` of them, at most `max_per_key` per API key.
     #[must_use]
-    pub fn new(capacity: usize, max_clients: usize) -> Self {
+    pub fn new(capacity: usize, max_clients: usize, max_per_key: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             // One slot is kept for the `Lagged` notice.
             capacity: capacity.max(1) + 1,
             max_clients,
+            max_per_key,
             lagged_total: AtomicU64::new(0),
         }
     }
@@ -231,12 +242,13 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a client; returns its channel and the readers' positions at that
-    /// instant (the seam: every later event reaches the channel).
+    /// Registers a client of API key `key`; returns its channel and the readers'
+    /// positions at that instant (the seam: every later event reaches the channel).
     pub fn subscribe(
         self: &Arc<Self>,
         filter: Filter,
         kind: StreamKind,
+        key: i64,
     ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = mpsc::channel(self.capacity);
         let mut s = self.lock();
@@ -246,10 +258,20 @@ impl Hub {
         if s.job_clients + s.event_clients >= self.max_clients {
             return Err(SubscribeError::Full(self.max_clients));
         }
+        let held = s.per_key.entry(key).or_default();
+        if *held >= self.max_per_key {
+            return Err(SubscribeError::KeyFull(self.max_per_key));
+        }
+        *held += 1;
         let id = s.next_id;
         s.next_id += 1;
         let job = filter.job_id.clone();
-        let slot = Slot { tx, filter, kind };
+        let slot = Slot {
+            tx,
+            filter,
+            kind,
+            key,
+        };
         match &job {
             Some(j) => {
                 s.by_job.entry(j.clone()).or_default().insert(id, slot);
@@ -297,6 +319,12 @@ impl Hub {
         match slot.kind {
             StreamKind::Job => s.job_clients -= 1,
             StreamKind::Events => s.event_clients -= 1,
+        }
+        if let Some(n) = s.per_key.get_mut(&slot.key) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_key.remove(&slot.key);
+            }
         }
         metrics::gauge!(CLIENTS_GAUGE, "stream" => slot.kind.label()).decrement(1.0);
         true
@@ -477,12 +505,12 @@ mod tests {
 
     #[test]
     fn delivery_reaches_matching_clients_and_records_the_seam() {
-        let hub = Arc::new(Hub::new(8, 100));
+        let hub = Arc::new(Hub::new(8, 100, 100));
         let mut all = hub
-            .subscribe(Filter::default(), StreamKind::Events)
+            .subscribe(Filter::default(), StreamKind::Events, 1)
             .unwrap();
         let mut job_a = hub
-            .subscribe(Filter::default().job("a"), StreamKind::Job)
+            .subscribe(Filter::default().job("a"), StreamKind::Job, 1)
             .unwrap();
         assert_eq!(all.position(QueueName::Export), None);
         hub.deliver(
@@ -496,7 +524,7 @@ mod tests {
         assert_eq!(recv_all(&mut all.rx), vec!["1-0", "2-0"]);
         assert_eq!(recv_all(&mut job_a.rx), vec!["1-0"]);
         let late = hub
-            .subscribe(Filter::default(), StreamKind::Events)
+            .subscribe(Filter::default(), StreamKind::Events, 1)
             .unwrap();
         assert_eq!(
             late.position(QueueName::Export),
@@ -512,12 +540,12 @@ mod tests {
 
     #[test]
     fn a_full_client_gets_lagged_and_is_dropped_without_touching_others() {
-        let hub = Arc::new(Hub::new(3, 100));
+        let hub = Arc::new(Hub::new(3, 100, 100));
         let mut slow = hub
-            .subscribe(Filter::default(), StreamKind::Events)
+            .subscribe(Filter::default(), StreamKind::Events, 1)
             .unwrap();
         let mut fast = hub
-            .subscribe(Filter::default(), StreamKind::Events)
+            .subscribe(Filter::default(), StreamKind::Events, 1)
             .unwrap();
         for ms in 1..=5 {
             hub.deliver(
@@ -538,20 +566,47 @@ mod tests {
 
     #[test]
     fn full_and_closed_hubs_refuse_subscriptions() {
-        let hub = Arc::new(Hub::new(3, 1));
+        let hub = Arc::new(Hub::new(3, 1, 1));
         let mut first = hub
-            .subscribe(Filter::default(), StreamKind::Events)
+            .subscribe(Filter::default(), StreamKind::Events, 1)
             .unwrap();
         assert_eq!(
-            hub.subscribe(Filter::default(), StreamKind::Events).err(),
+            hub.subscribe(Filter::default(), StreamKind::Events, 1)
+                .err(),
             Some(SubscribeError::Full(1))
         );
         hub.close();
         assert!(first.rx.try_recv().is_err() && first.rx.is_closed());
         drop(first);
         assert_eq!(
-            hub.subscribe(Filter::default(), StreamKind::Events).err(),
+            hub.subscribe(Filter::default(), StreamKind::Events, 1)
+                .err(),
             Some(SubscribeError::Closed)
+        );
+    }
+
+    #[test]
+    fn one_key_cannot_take_every_slot() {
+        let hub = Arc::new(Hub::new(3, 10, 2));
+        let a1 = hub
+            .subscribe(Filter::default(), StreamKind::Events, 1)
+            .unwrap();
+        let _a2 = hub
+            .subscribe(Filter::default().job("x"), StreamKind::Job, 1)
+            .unwrap();
+        assert_eq!(
+            hub.subscribe(Filter::default(), StreamKind::Events, 1)
+                .err(),
+            Some(SubscribeError::KeyFull(2))
+        );
+        // Another key still gets in, and a closed stream gives its slot back.
+        let _b = hub
+            .subscribe(Filter::default(), StreamKind::Events, 2)
+            .unwrap();
+        drop(a1);
+        assert!(
+            hub.subscribe(Filter::default(), StreamKind::Events, 1)
+                .is_ok()
         );
     }
 }

@@ -22,8 +22,9 @@
 //!   `Last-Event-ID`) instead of holding the graceful drain for its whole timeout.
 //!
 //! What the relay does not promise: events trimmed from a stream (it keeps about
-//! `DROVER_EVENTS_MAXLEN` per queue) before a client came back are gone; a job's
-//! final state is then rebuilt from the job itself. A client that stops reading
+//! `DROVER_EVENTS_MAXLEN` per queue) before a client came back are gone; the client
+//! is told so by a `stream:gap` naming the first id still held, and a job's final
+//! state is then rebuilt from the job itself. A client that stops reading
 //! entirely keeps its socket until TCP gives up on it, but it costs the others
 //! nothing: it is out of the fan-out once its buffer is full.
 
@@ -169,7 +170,11 @@ impl Relay {
         let stop = CancellationToken::new();
         Self {
             shared: Arc::new(Shared {
-                hub: Arc::new(Hub::new(config.client_buffer, config.max_clients)),
+                hub: Arc::new(Hub::new(
+                    config.client_buffer,
+                    config.max_clients,
+                    config.max_per_key,
+                )),
                 queues,
                 config,
                 readers: Mutex::new(Default::default()),
@@ -239,13 +244,14 @@ impl Relay {
         &self.shared.queues
     }
 
-    /// Registers a client (see [`Hub::subscribe`]).
+    /// Registers a client of API key `key` (see [`Hub::subscribe`]).
     pub fn subscribe(
         &self,
         filter: Filter,
         kind: StreamKind,
+        key: i64,
     ) -> Result<Subscription, SubscribeError> {
-        self.shared.hub.subscribe(filter, kind)
+        self.shared.hub.subscribe(filter, kind, key)
     }
 
     /// Connected clients.

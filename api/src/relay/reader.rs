@@ -4,16 +4,18 @@
 //! shared one) and reads one stream only, so every command touches one key and one
 //! cluster slot. It starts at the stream's last entry (clients that want history get
 //! it by replay), reads after the last id it delivered, and survives anything Redis
-//! does: on an error it drops the connection, backs off (50 ms doubling to 5 s, with
-//! jitter), reconnects and resumes after the same id, so an outage delays events but
-//! loses none the stream still holds.
+//! does: on an error it drops the connection, backs off (the queue's
+//! [`reconnect_delay`], as the workers do: 50 ms doubling to 5 s, with jitter),
+//! reconnects and resumes after the same id, so an outage delays events but loses
+//! none the stream still holds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use drover_jobs::QueueName;
 use drover_jobs::events::{Event, StreamPos};
-use drover_queue::{Backoff, BackoffKind, Queue, QueueError};
+use drover_queue::reconnect::reconnect_delay;
+use drover_queue::{Queue, QueueError};
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use tokio_util::sync::CancellationToken;
@@ -30,17 +32,6 @@ const GRACE: Duration = Duration::from_secs(5);
 /// (a thousand jobs enqueued at once) reaches the clients in several deliveries, with
 /// a round trip between them for the clients to drain.
 const BATCH: usize = 256;
-
-fn reconnect_delay(failures: u32) -> Duration {
-    Backoff {
-        kind: BackoffKind::Exponential,
-        delay_ms: 50,
-        factor: 2.0,
-        max_delay_ms: 5000,
-        jitter: 0.5,
-    }
-    .delay(failures.max(1), rand::random::<f64>())
-}
 
 /// Runs the reader of `name` until `stop` is cancelled.
 pub(super) async fn run(

@@ -14,9 +14,8 @@ use drover_jobs::events::{Event, EventType, StreamPos};
 use drover_queue::{JobRecord, JobState, Queue, QueueError};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use redis::streams::StreamRangeReply;
 
-use super::cursor::{Cursor, parse_pos};
+use super::cursor::Cursor;
 use super::hub::{Filter, Msg, Relayed, Subscription};
 use super::{Relay, body};
 
@@ -38,6 +37,9 @@ pub struct SseItem {
 pub const LAGGED: &str = "stream:lagged";
 /// `event:` of the notice sent before a stream ends because Redis failed mid-replay.
 pub const ERROR: &str = "stream:error";
+/// `event:` of the notice sent, before the events that follow it, when events a
+/// client has not seen are no longer held: it names the first id that is.
+pub const GAP: &str = "stream:gap";
 
 impl SseItem {
     fn shared(r: &Relayed, id: String) -> Self {
@@ -71,6 +73,28 @@ impl SseItem {
             kind,
             id: (!resume.is_empty()).then_some(resume),
             frame: body::frame(kind, &data.to_string()),
+        }
+    }
+
+    /// Events of queue `q` after `after` and before `first` will not be sent
+    /// (`why`): `first` is the first one still available. It has no `id:`, so a
+    /// client's resume position stays where it was.
+    fn gap(q: QueueName, first: StreamPos, after: StreamPos, why: &str) -> Self {
+        let data = serde_json::json!({
+            "type": GAP,
+            "message": format!(
+                "events of queue {} after {after} and before {first} {why}; \
+                 the stream goes on from {first}, the first id still available",
+                q.as_str()
+            ),
+            "queue": q.as_str(),
+            "first_available_id": first.to_string(),
+            "last_event_id": after.to_string(),
+        });
+        Self {
+            kind: GAP,
+            id: None,
+            frame: body::frame(GAP, &data.to_string()),
         }
     }
 
@@ -113,67 +137,58 @@ impl SseItem {
     }
 }
 
-/// The entries of `queue`'s stream after `after`, at most `count`, each with its
-/// position (an entry of another shape comes with `None`, so paging still moves on).
-pub async fn range_after(
+/// The entries of `queue`'s stream after `after`, one page.
+async fn page_after(
     queue: &Queue,
     after: StreamPos,
-    count: usize,
 ) -> Result<Vec<(StreamPos, Option<Event>)>, QueueError> {
-    let reply: StreamRangeReply = queue
-        .redis()
-        .query(
-            redis::cmd("XRANGE")
-                .arg(&queue.keys().events)
-                .arg(format!("({after}"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(count.max(1)),
-        )
-        .await?;
-    Ok(reply
-        .ids
-        .iter()
-        .filter_map(|e| Some((parse_pos(&e.id)?, Event::from_entry(e))))
-        .collect())
+    queue.entries_after(after, PAGE).await
 }
 
-/// The position of the oldest entry the stream still holds.
-async fn first_pos(queue: &Queue) -> Result<Option<StreamPos>, QueueError> {
-    let reply: StreamRangeReply = queue
-        .redis()
-        .query(
-            redis::cmd("XRANGE")
-                .arg(&queue.keys().events)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1),
-        )
-        .await?;
-    Ok(reply.ids.first().and_then(|e| parse_pos(&e.id)))
-}
-
-/// Every event of job `job_id` after `after`, up to the stream's end.
+/// Job `job_id`'s events after `after`, up to the stream's end: at most `keep` of
+/// them, the latest, and how many earlier ones were left out.
 async fn job_events_after(
     queue: &Queue,
     job_id: &str,
     mut after: StreamPos,
-) -> Result<Vec<(StreamPos, Event)>, QueueError> {
-    let mut out = Vec::new();
+    keep: usize,
+) -> Result<(VecDeque<(StreamPos, Event)>, usize), QueueError> {
+    let mut out = VecDeque::new();
+    let mut skipped = 0;
     loop {
-        let page = range_after(queue, after, PAGE).await?;
+        let page = page_after(queue, after).await?;
         let full = page.len() == PAGE;
         for (pos, e) in page {
             after = pos;
             if let Some(e) = e.filter(|e| e.job_id == job_id) {
-                out.push((pos, e));
+                if out.len() == keep.max(1) {
+                    out.pop_front();
+                    skipped += 1;
+                }
+                out.push_back((pos, e));
             }
         }
         if !full {
-            return Ok(out);
+            return Ok((out, skipped));
         }
     }
+}
+
+/// Why a `stream:gap` after a trimmed history.
+const TRIMMED: &str = "were trimmed from the stream";
+
+/// The `stream:gap` notice for queue `q`, if a client that has seen everything up to
+/// `after` may have missed events trimmed from its stream.
+async fn trimmed_gap(
+    queue: &Queue,
+    q: QueueName,
+    after: StreamPos,
+) -> Result<Option<SseItem>, QueueError> {
+    Ok(queue
+        .history_start()
+        .await?
+        .gap_after(after)
+        .map(|first| SseItem::gap(q, first, after, TRIMMED)))
 }
 
 /// Where a job's events begin in its queue's stream: just before its creation.
@@ -240,19 +255,23 @@ fn final_from_record(q: QueueName, r: &JobRecord) -> Event {
 /// stream closes, empty when the client has already seen the end (answer 204).
 ///
 /// Without `Last-Event-ID`, it is the job's final state: its last terminal event, or
-/// one rebuilt from the job if the stream no longer holds it. With one, it is every
-/// event of the job after it, plus the rebuilt final state if the stream lost events
-/// after the client's position and none of those left is terminal.
+/// one rebuilt from the job if the stream no longer holds it. With one, it is the
+/// job's events after it, at most `keep` (the latest; a `stream:gap` first when
+/// some were left out or trimmed away), plus the rebuilt final state if the stream
+/// lost events after the client's position and none of those left is terminal.
 pub async fn finished_job(
     queue: &Queue,
     q: QueueName,
     record: &JobRecord,
     last: Option<StreamPos>,
+    keep: usize,
 ) -> Result<Vec<SseItem>, QueueError> {
     match last {
         None => {
-            let events = job_events_after(queue, &record.id, job_origin(record)).await?;
-            if let Some((pos, e)) = events.iter().rev().find(|(_, e)| e.kind.is_terminal()) {
+            let (events, _) = job_events_after(queue, &record.id, job_origin(record), 1).await?;
+            // Only the last event is kept: the job's story ends with it if it is
+            // terminal.
+            if let Some((pos, e)) = events.back().filter(|(_, e)| e.kind.is_terminal()) {
                 return Ok(vec![SseItem::from_event(e, pos.to_string())]);
             }
             // Trimmed away: rebuild it. Its id is the stream's end, so a client that
@@ -264,20 +283,37 @@ pub async fn finished_job(
             )])
         }
         Some(after) => {
-            let events = job_events_after(queue, &record.id, after).await?;
+            let history = queue.history_start().await?;
+            // Entries after `after` may be gone (an empty stream holds none at all).
+            let lost = history.first.is_none_or(|first| first > after);
+            let (events, skipped) = job_events_after(queue, &record.id, after, keep).await?;
             let terminal = events.iter().any(|(_, e)| e.kind.is_terminal());
-            let mut items: Vec<SseItem> = events
-                .iter()
-                .map(|(pos, e)| SseItem::from_event(e, pos.to_string()))
-                .collect();
-            if !terminal {
-                // Nothing after `after` was trimmed when the oldest entry left is at or
-                // before it: then the client has seen the terminal event already.
-                let intact = first_pos(queue).await?.is_some_and(|first| first <= after);
-                if !intact {
-                    let end = queue.last_event_id().await?;
-                    items.push(SseItem::from_event(&final_from_record(q, record), end));
-                }
+            let mut items = Vec::with_capacity(events.len() + 2);
+            match (events.front(), skipped) {
+                (Some((first, _)), 1..) => items.push(SseItem::gap(
+                    q,
+                    *first,
+                    after,
+                    &format!(
+                        "({skipped} of this job's) are left out: a replay sends at most {keep}"
+                    ),
+                )),
+                _ => items.extend(
+                    history
+                        .gap_after(after)
+                        .map(|first| SseItem::gap(q, first, after, TRIMMED)),
+                ),
+            }
+            items.extend(
+                events
+                    .iter()
+                    .map(|(pos, e)| SseItem::from_event(e, pos.to_string())),
+            );
+            // Nothing after `after` was trimmed when the oldest entry left is at or
+            // before it: then the client has seen the terminal event already.
+            if !terminal && lost {
+                let end = queue.last_event_id().await?;
+                items.push(SseItem::from_event(&final_from_record(q, record), end));
             }
             Ok(items)
         }
@@ -285,11 +321,15 @@ pub async fn finished_job(
 }
 
 /// The stream of a job that has not finished: its events after `after` replayed,
-/// then live ones; it ends after the job's terminal event.
+/// then live ones; it ends after the job's terminal event. A client that `resumed`
+/// (sent `Last-Event-ID`) from before the stream's trimmed history gets a
+/// `stream:gap` first.
 pub fn follow_job(
     queue: Queue,
+    q: QueueName,
     job_id: String,
     after: StreamPos,
+    resumed: bool,
     sub: Subscription,
     capacity: usize,
 ) -> BoxStream<'static, SseItem> {
@@ -298,10 +338,23 @@ pub fn follow_job(
         // Everything up to `seen` has been covered: sent, or not this job's.
         let mut seen = after;
         let mut ended = false;
+        if resumed {
+            match Box::pin(trimmed_gap(&queue, q, after)).await {
+                Ok(gap) => {
+                    if let Some(gap) = gap {
+                        yield gap;
+                    }
+                }
+                Err(e) => {
+                    yield SseItem::failed(&e, seen.to_string());
+                    return;
+                }
+            }
+        }
         loop {
             // Boxed: an async block is as large as its largest await, and this one
             // lives as long as the client; the replay's Redis future is kilobytes.
-            let page = match Box::pin(range_after(&queue, seen, PAGE)).await {
+            let page = match Box::pin(page_after(&queue, seen)).await {
                 Ok(p) => p,
                 Err(e) => {
                     yield SseItem::failed(&e, seen.to_string());
@@ -380,12 +433,27 @@ pub fn follow_events(
             }
         }
         let (mut rx, _guard) = sub.into_parts();
+        // A resumed queue whose history was trimmed past the client's position.
+        for (q, _, _) in &replay {
+            let after = cursor.get(*q).unwrap_or(StreamPos::ZERO);
+            match Box::pin(trimmed_gap(relay.queues().get(*q), *q, after)).await {
+                Ok(gap) => {
+                    if let Some(gap) = gap {
+                        yield gap;
+                    }
+                }
+                Err(e) => {
+                    yield SseItem::failed(&e, cursor.to_string());
+                    return;
+                }
+            }
+        }
         loop {
             for (q, buf, done) in &mut replay {
                 if buf.is_empty() && !*done {
                     let after = cursor.get(*q).unwrap_or(StreamPos::ZERO);
                     // Boxed, as in `follow_job`: the stream lives as long as the client.
-                    match Box::pin(range_after(relay.queues().get(*q), after, PAGE)).await {
+                    match Box::pin(page_after(relay.queues().get(*q), after)).await {
                         Ok(page) => {
                             *done = page.len() < PAGE;
                             buf.extend(page);

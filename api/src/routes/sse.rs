@@ -7,6 +7,11 @@
 //! the event as JSON. Two notices about the stream itself may come last:
 //! `stream:lagged` (the client fell further behind than its buffer; it is closed) and
 //! `stream:error` (Redis failed during a replay); their `id:` is where to resume.
+//! One may come first: `stream:gap` (events after the client's `Last-Event-ID` are
+//! no longer held, or a finished job's replay left its oldest out); it names the
+//! first id still available, and has no `id:`, so the client's position stays.
+//! One API key holds at most `DROVER_SSE_MAX_STREAMS_PER_KEY` streams per process
+//! (429 past it), and a test event is only ever about a `test-…` job id.
 //! A comment line (`:`) goes out every `DROVER_SSE_KEEP_ALIVE_MS` to keep proxies
 //! from closing an idle stream.
 //!
@@ -191,8 +196,10 @@ pub struct TestEventRequest {
     /// Its type (default `job:progress`).
     #[oai(rename = "type", validator(min_length = 1))]
     pub kind: Option<String>,
-    /// The job it is about (default a new `test-…` id).
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// The job it is about: an id that starts with `test-` (default a new `test-…`
+    /// id). Real jobs' ids never do, so a test event can never pass for a real job's
+    /// (a forged `job:completed`, say).
+    #[oai(validator(min_length = 6, max_length = 128, pattern = "^test-"))]
     pub job_id: Option<String>,
     /// Default `test event`.
     #[oai(validator(max_length = 1024))]
@@ -236,6 +243,9 @@ struct Ctx<'a> {
 
 /// Longest job id accepted in a filter.
 const MAX_ID: usize = 128;
+/// What the job id of every test event starts with. Real jobs' ids are ULIDs, which
+/// hold no `-`, so no test event is ever about a real job.
+const TEST_JOB_PREFIX: &str = "test-";
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
 impl SseApi {
@@ -251,7 +261,7 @@ impl SseApi {
     )]
     async fn get_job_events(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         id: Path<String>,
         /// The `id:` of the last event received, to resume after it.
@@ -275,7 +285,8 @@ impl SseApi {
         let queue = this.state.queues().get(q).clone();
         let relay = this.state.relay();
         if record.state.is_finished() {
-            let items = stream::finished_job(&queue, q, &record, after).await?;
+            let keep = relay.config().replay_max;
+            let items = stream::finished_job(&queue, q, &record, after, keep).await?;
             if items.is_empty() {
                 return Ok(JobEventsResponse::Finished);
             }
@@ -284,10 +295,16 @@ impl SseApi {
             ));
         }
         let sub = relay
-            .subscribe(Filter::default().queues(&[q]).job(&id), StreamKind::Job)
+            .subscribe(
+                Filter::default().queues(&[q]).job(&id),
+                StreamKind::Job,
+                key.0.key_id,
+            )
             .map_err(refused)?;
+        let resumed = after.is_some();
         let after = after.unwrap_or_else(|| stream::job_origin(&record));
-        let s = stream::follow_job(queue, id, after, sub, relay.config().client_buffer);
+        let buffer = relay.config().client_buffer;
+        let s = stream::follow_job(queue, q, id, after, resumed, sub, buffer);
         Ok(JobEventsResponse::Stream(this.events(s)))
     }
 
@@ -303,7 +320,7 @@ impl SseApi {
     )]
     async fn get_events(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         /// Only these queues (comma-separated).
         #[oai(validator(min_length = 1))]
@@ -340,7 +357,7 @@ impl SseApi {
         };
         let relay = this.state.relay();
         let sub = relay
-            .subscribe(filter.clone(), StreamKind::Events)
+            .subscribe(filter.clone(), StreamKind::Events, key.0.key_id)
             .map_err(refused)?;
         let s = stream::follow_events(
             relay.clone(),
@@ -449,18 +466,28 @@ impl SseApi {
         if !data.is_object() {
             return Err(ApiError::validation("data", "must be a JSON object"));
         }
-        if b.job_id
-            .as_deref()
-            .is_some_and(|j| j.chars().any(char::is_control))
-        {
-            return Err(ApiError::validation(
-                "job_id",
-                "must not hold control characters",
-            ));
+        if let Some(j) = b.job_id.as_deref() {
+            if !j.starts_with(TEST_JOB_PREFIX) {
+                return Err(ApiError::validation(
+                    "job_id",
+                    format!(
+                        "must start with {TEST_JOB_PREFIX:?}: a test event cannot be about a real job"
+                    ),
+                ));
+            }
+            if j.chars().any(char::is_control) {
+                return Err(ApiError::validation(
+                    "job_id",
+                    "must not hold control characters",
+                ));
+            }
         }
-        let job_id = b
-            .job_id
-            .unwrap_or_else(|| format!("test-{}", ulid::Ulid::new().to_string().to_lowercase()));
+        let job_id = b.job_id.unwrap_or_else(|| {
+            format!(
+                "{TEST_JOB_PREFIX}{}",
+                ulid::Ulid::new().to_string().to_lowercase()
+            )
+        });
         let message = b.message.unwrap_or_else(|| "test event".to_owned());
         let id = this
             .state
@@ -576,8 +603,17 @@ fn resume_cursor(s: &str, filter: &Filter) -> Result<Cursor, ApiError> {
     Cursor::parse(s).map_err(|e| ApiError::validation("Last-Event-ID", e.to_string()))
 }
 
+/// Seconds a key at its stream cap is told to wait: streams are long-lived, so one
+/// frees up on the scale of seconds, not milliseconds.
+const KEY_FULL_RETRY_AFTER_S: u64 = 5;
+
 fn refused(e: SubscribeError) -> ApiError {
-    ApiError::unavailable(format!("{e}; retry shortly"))
+    match e {
+        SubscribeError::KeyFull(_) => ApiError::too_many(e.to_string(), KEY_FULL_RETRY_AFTER_S),
+        SubscribeError::Full(_) | SubscribeError::Closed => {
+            ApiError::unavailable(format!("{e}; retry shortly"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! The API's test harness: the real API on port 0, over a real Redis (the machine's, in
 //! a namespace of the test's own, or a `TestRedis`) and a fresh database, talked to
-//! over HTTP; and an in-process worker to move jobs through their states.
+//! over HTTP; and an in-process worker to move jobs through their states. What the
+//! event-stream tests add (an SSE client, a worker whose steps they release) is in
+//! [`sse`].
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod sse;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +42,7 @@ pub fn init_logs() {
 pub struct Builder {
     db: Option<TestDb>,
     redis_url: String,
+    namespace: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -53,6 +59,12 @@ impl Builder {
         self
     }
 
+    /// Uses this namespace instead of a fresh one (two APIs may share one).
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = Some(ns.to_owned());
+        self
+    }
+
     /// Sets an environment variable of the API's configuration.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -61,6 +73,11 @@ impl Builder {
 
     /// The configuration the API would start with.
     pub fn config(&self, namespace: &str, db: &TestDb) -> Result<ApiConfig, String> {
+        ApiConfig::from_env(&Env::from_pairs(self.vars(namespace, db))).map_err(|e| e.to_string())
+    }
+
+    /// The environment the API would start with (also that of a real `drover-api`).
+    pub fn vars(&self, namespace: &str, db: &TestDb) -> Vec<(String, String)> {
         let mut pairs: Vec<(String, String)> = vec![
             ("REDIS_URL".into(), self.redis_url.clone()),
             ("DROVER_REDIS_NAMESPACE".into(), namespace.to_owned()),
@@ -80,7 +97,7 @@ impl Builder {
             pairs.retain(|(pk, _)| pk != k);
             pairs.push((k.clone(), v.clone()));
         }
-        ApiConfig::from_env(&Env::from_pairs(pairs)).map_err(|e| e.to_string())
+        pairs
     }
 
     /// Starts the API; panics if it does not come up.
@@ -91,7 +108,10 @@ impl Builder {
     /// Starts the API, or says why it stopped at start.
     pub async fn try_start(mut self) -> Result<TestApi, String> {
         init_logs();
-        let namespace = drover_tests::namespace();
+        let namespace = self
+            .namespace
+            .take()
+            .unwrap_or_else(drover_tests::namespace);
         let db = self.db.take().unwrap_or_else(TestDb::sqlite);
         let config = self.config(&namespace, &db)?;
         let redis = drover_jobs::connect::redis(&config.common).unwrap();
@@ -130,6 +150,7 @@ impl Builder {
         }
         let dbc = drover_jobs::connect::database(db.url()).await.unwrap();
         Ok(TestApi {
+            addr,
             base,
             client,
             namespace,
@@ -146,6 +167,7 @@ impl Builder {
 
 /// A running API.
 pub struct TestApi {
+    pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
     pub namespace: String,
@@ -169,6 +191,7 @@ impl TestApi {
         Builder {
             db: None,
             redis_url: drover_tests::shared_redis_url(),
+            namespace: None,
             env: Vec::new(),
         }
     }

@@ -15,6 +15,7 @@ use super::wake::WakeHub;
 use crate::connection::reconnect_delay;
 use crate::metrics as m;
 use crate::queue::{AckItem, FetchReply, Leased, Queue, now_ms};
+use crate::reconnect::reconnect_delay;
 
 /// A message to the acknowledger.
 pub(crate) enum AckMsg {

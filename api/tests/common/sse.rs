@@ -1,15 +1,12 @@
-//! What the SSE tests share: a real API served in-process (or as the real binary), a
-//! worker running test jobs whose steps the test releases one by one, and a small
-//! Server-Sent Events client.
-#![allow(dead_code, clippy::unwrap_used)]
+//! What the SSE tests add to the harness: the API set up for them (in-process, or
+//! as the real binary), a worker running test jobs whose steps the test releases one
+//! by one, and a small Server-Sent Events client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
-use drover_api::config::ApiConfig;
-use drover_jobs::QueueName;
 use drover_jobs::config::CommonConfig;
 use drover_jobs::connect::Queues;
 use drover_jobs::env::Env;
@@ -20,24 +17,21 @@ use drover_queue::worker::{
 use drover_queue::{NewJob, Queue, Redis};
 use drover_tests::TestDb;
 use futures::StreamExt as _;
-use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, oneshot};
+
+use super::{ADMIN, Builder, TestApi};
 
 /// Generous deadline for anything a test waits on.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The admin key every test API accepts.
-pub const KEY: &str = "sse-test-admin-key-0123456789";
-/// A submitter key every test API accepts.
-pub const SUBMITTER_KEY: &str = "sse-test-submitter-key-0123456789";
-
-/// An HTTP client that sends [`KEY`] with every request.
+/// An HTTP client that sends the [`ADMIN`] key with every request, and has no
+/// overall timeout (event streams last).
 pub fn client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {KEY}")).unwrap(),
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN}")).unwrap(),
     );
     reqwest::Client::builder()
         .default_headers(headers)
@@ -45,110 +39,42 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Environment for an API (or worker) on `redis_url` in namespace `ns`.
-pub fn env(redis_url: &str, ns: &str, db: &TestDb) -> Vec<(String, String)> {
-    vec![
-        (
-            "DROVER_API_KEYS".into(),
-            format!("admin:{KEY},submitter:{SUBMITTER_KEY}"),
-        ),
-        // The tests poll the status endpoint in tight loops: no rate limit here (it has
-        // tests of its own).
-        ("DROVER_API_RATE_ADMIN".into(), "0".into()),
-        ("DROVER_API_RATE_SUBMITTER".into(), "0".into()),
-        ("REDIS_URL".into(), redis_url.into()),
-        ("DROVER_REDIS_NAMESPACE".into(), ns.into()),
-        ("DATABASE_URL".into(), db.url().into()),
-        ("DROVER_ENV".into(), "dev".into()),
-        ("DROVER_REDIS_TIMEOUT_MS".into(), "2000".into()),
-        ("DROVER_REDIS_CONNECT_TIMEOUT_MS".into(), "500".into()),
-    ]
+/// An API for the SSE tests: the machine's shared Redis, a namespace of its own, no
+/// rate limit, development mode, and `extra` settings.
+pub async fn start(extra: &[(&str, &str)]) -> TestApi {
+    builder(extra).start().await
 }
 
-/// A real API served in-process on a free loopback port; stopped when dropped.
-pub struct Api {
-    pub addr: SocketAddr,
-    pub queues: Queues,
-    pub redis: Redis,
-    pub ns: String,
-    stop: Option<oneshot::Sender<()>>,
-    _db: TestDb,
-}
-
-impl Api {
-    /// An API on the machine's shared Redis, in a namespace of its own.
-    pub async fn start(extra: &[(&str, &str)]) -> Self {
-        Self::start_on(
-            &drover_tests::shared_redis_url(),
-            &drover_tests::namespace(),
-            extra,
-        )
+/// Like [`start`], on `redis_url` and in namespace `ns` (two APIs may share one).
+pub async fn start_on(redis_url: &str, ns: &str, extra: &[(&str, &str)]) -> TestApi {
+    builder(extra)
+        .redis(redis_url.to_owned())
+        .namespace(ns)
+        .start()
         .await
-    }
+}
 
-    /// An API on `redis_url`, namespace `ns`, with `extra` settings.
-    pub async fn start_on(redis_url: &str, ns: &str, extra: &[(&str, &str)]) -> Self {
-        let db = TestDb::sqlite();
-        let mut vars = env(redis_url, ns, &db);
-        vars.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let config = ApiConfig::from_env(&Env::from_pairs(vars)).unwrap();
-        let (redis, queues) = handles(&config.common);
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            drover_api::serve_on(config, acceptor, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        let api = Self {
-            addr,
-            queues,
-            redis,
-            ns: ns.to_owned(),
-            stop: Some(tx),
-            _db: db,
-        };
-        api.wait_ready().await;
-        api
+fn builder(extra: &[(&str, &str)]) -> Builder {
+    let mut b = TestApi::builder()
+        .env("DROVER_API_RATE_ADMIN", "0")
+        .env("DROVER_API_RATE_SUBMITTER", "0")
+        .env("DROVER_ENV", "dev");
+    for (k, v) in extra {
+        b = b.env(k, v);
     }
+    b
+}
 
+impl TestApi {
     /// `http://addr/api/v1{path}`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}/api/v1{path}", self.addr)
+    pub fn v1(&self, path: &str) -> String {
+        self.url(&format!("/api/v1{path}"))
     }
 
-    async fn wait_ready(&self) {
-        let url = format!("http://{}/health", self.addr);
-        drover_tests::eventually_async(WAIT, "the API to answer", || async {
-            client()
-                .get(&url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        })
-        .await;
-    }
-
-    /// The queue handle of `q`, in this API's namespace.
-    pub fn queue(&self, q: QueueName) -> &Queue {
-        self.queues.get(q)
-    }
-
-    /// `GET /sse/status`.
+    /// `GET /api/v1/sse/status`.
     pub async fn status(&self) -> serde_json::Value {
         client()
-            .get(self.url("/sse/status"))
+            .get(self.url("/api/v1/sse/status"))
             .send()
             .await
             .unwrap()
@@ -157,14 +83,6 @@ impl Api {
             .json()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
     }
 }
 
@@ -189,7 +107,7 @@ impl ApiProc {
             ("DROVER_API_ADDR", addr.to_string()),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        let common = env(redis_url, ns, &db);
+        let common = builder(&[]).redis(redis_url.to_owned()).vars(ns, &db);
         vars.extend(common.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let proc = drover_tests::procs::Proc::start_exe(env!("CARGO_BIN_EXE_drover-api"), &vars);
         let url = format!("http://{addr}/health");
@@ -215,7 +133,7 @@ impl ApiProc {
     }
 
     /// `http://addr/api/v1{path}`.
-    pub fn url(&self, path: &str) -> String {
+    pub fn v1(&self, path: &str) -> String {
         format!("http://{}/api/v1{path}", self.addr)
     }
 }
@@ -248,9 +166,9 @@ pub struct Steps {
 /// Permits for the steps of running jobs: a job takes one before each step after
 /// the first and one before it returns, so a test can hold a job mid-way.
 #[derive(Clone)]
-pub struct Gate(pub Arc<Semaphore>);
+pub struct StepGate(pub Arc<Semaphore>);
 
-impl Gate {
+impl StepGate {
     /// A gate that holds every step until released.
     pub fn closed() -> Self {
         Self(Arc::new(Semaphore::new(0)))
@@ -270,7 +188,7 @@ impl Gate {
 async fn run_steps(
     job: Steps,
     ctx: JobContext,
-    gate: Data<Gate>,
+    gate: Data<StepGate>,
 ) -> Result<serde_json::Value, JobError> {
     let mut meter = ProgressMeter::new(ctx, Some(job.steps))
         .label("testing")
@@ -309,7 +227,7 @@ impl Drop for Worker {
 }
 
 /// Starts a worker running [`Steps`] jobs of `queue` through `gate`.
-pub fn worker(redis: &Redis, ns: &str, queue: &Queue, gate: &Gate) -> Worker {
+pub fn worker(redis: &Redis, ns: &str, queue: &Queue, gate: &StepGate) -> Worker {
     let hub = WakeHub::start(redis.clone(), ns);
     let opts = WorkerOptions {
         lease: Duration::from_secs(5),
@@ -426,7 +344,12 @@ impl Sse {
     /// Opens `url`, sending `last_event_id` if given; returns once the response
     /// head has arrived (the server has subscribed the client by then).
     pub async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut req = client().get(url);
+        Self::open_with(url, ADMIN, last_event_id).await
+    }
+
+    /// Like [`Sse::open`], with API key `key`.
+    pub async fn open_with(url: &str, key: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = reqwest::Client::new().get(url).bearer_auth(key);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
