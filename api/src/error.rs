@@ -15,7 +15,8 @@ use poem_openapi::{ApiResponse, Object};
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code: `bad_request`, `validation_failed`, `unauthorized`,
-    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `idempotency_key_reused`,
+    /// `payload_too_large`,
     /// `unsupported_media_type`, `rate_limited`, `unavailable`, `internal`.
     pub code: String,
     /// What happened and what to do about it, for a person.
@@ -139,6 +140,15 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict(body("conflict", message, None))
+    }
+
+    /// A 409 with its own code and details (`idempotency_key_reused`, …).
+    pub fn conflict_code(
+        code: &str,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self::Conflict(body(code, message, Some(details)))
     }
 
     pub fn rate_limited(retry_after_s: u64) -> Self {

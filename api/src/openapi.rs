@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
+use crate::routes::schedules::SchedulesApi;
 use crate::routes::sse::SseApi;
 use crate::routes::workers::WorkersApi;
 
@@ -32,10 +33,12 @@ pub enum ApiTags {
     Workers,
     /// Following jobs and queues live, as Server-Sent Events.
     Events,
+    /// Cron schedules that enqueue jobs.
+    Schedules,
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi);
+pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi, SchedulesApi);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -61,7 +64,7 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, QueuesApi, WorkersApi, SseApi),
+        (JobsApi, QueuesApi, WorkersApi, SseApi, SchedulesApi),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

@@ -9,6 +9,11 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_api_keys;
 mod m20261122_000002_create_job_history;
+mod m20261201_000030_create_schedules;
+mod m20261201_000031_create_schedule_fires;
+mod m20261201_000032_seed_default_schedules;
+
+pub use m20261201_000032_seed_default_schedules::DEFAULTS as DEFAULT_SCHEDULES;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +24,9 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_api_keys::Migration),
             Box::new(m20261122_000002_create_job_history::Migration),
+            Box::new(m20261201_000030_create_schedules::Migration),
+            Box::new(m20261201_000031_create_schedule_fires::Migration),
+            Box::new(m20261201_000032_seed_default_schedules::Migration),
         ]
     }
 }

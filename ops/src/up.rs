@@ -25,12 +25,14 @@ pub async fn run(env: &Env) -> anyhow::Result<()> {
     drover_jobs::telemetry::init_tracing(api.common.log_format, &api.common.log_filter);
     // One process, one recorder: the API's /metrics shows the worker's series too.
     worker.metrics_addr = None;
+    scheduler.metrics_addr = None;
     // Migrate once, before the parts start, instead of racing each other.
     let db = drover_jobs::connect::database(&api.common.database_url).await?;
     if api.common.auto_migrate {
         drover_jobs::connect::migrate(&db).await?;
         api.common.auto_migrate = false;
         worker.common.auto_migrate = false;
+        scheduler.common.auto_migrate = false;
     }
     // In development, a stack nobody can call is no use: with no key at all, make an
     // admin key and show it. (In production the API refuses to start without one.)

@@ -16,7 +16,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 pub const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default time an idempotency key is remembered.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Longest an idempotency key may be, in bytes.
+/// Longest an idempotency key a client may send, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Longest first retry delay: one day, in ms.
 pub const MAX_BACKOFF_DELAY_MS: u64 = 24 * 3600 * 1000;
@@ -28,6 +28,23 @@ pub const BACKOFF_FACTOR_RANGE: std::ops::RangeInclusive<f64> = 1.0..=10.0;
 pub const DEFAULT_BACKOFF_FACTOR: f64 = 2.0;
 /// Largest retry delay when a backoff does not say: one hour, in ms.
 pub const DEFAULT_BACKOFF_MAX_DELAY_MS: u64 = 3_600_000;
+/// Longest a stored idempotency key may be, in bytes: a client's key with its
+/// namespace prefix, or an internal key.
+pub const MAX_STORED_IDEMPOTENCY_KEY_LEN: usize = 320;
+
+/// The namespace prefix of the idempotency keys that API clients send.
+///
+/// Idempotency keys are namespaced so that no caller can reach another's: the API
+/// stores a client's key as `client:<key>`, and Drover's own callers use other
+/// prefixes (the scheduler's fire keys are `schedule:<name>:<time>`). A client
+/// therefore cannot claim, or replay into, a job that the scheduler will create.
+pub const CLIENT_KEY_PREFIX: &str = "client:";
+
+/// The stored form of an idempotency key sent by an API client.
+#[must_use]
+pub fn client_idempotency_key(key: &str) -> String {
+    format!("{CLIENT_KEY_PREFIX}{key}")
+}
 
 /// How the delay before a retry grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,10 +217,10 @@ impl JobOptions {
         }
         if let Some(k) = &self.idempotency_key
             && (k.is_empty()
-                || k.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || k.len() > MAX_STORED_IDEMPOTENCY_KEY_LEN
                 || k.chars().any(char::is_control))
         {
-            return invalid("idempotency key must be 1 to 255 bytes with no control characters");
+            return invalid("idempotency key must be 1 to 320 bytes with no control characters");
         }
         if let Some(t) = self.idempotency_ttl
             && (t.is_zero() || t > MAX_IDEMPOTENCY_TTL)

@@ -23,6 +23,14 @@ const CLEAN_CHUNK: u64 = 1000;
 /// Largest page of a job listing.
 pub const MAX_PAGE: usize = 1000;
 
+/// The hash an idempotency claim keeps of its job's payload: the first 16 bytes of its
+/// SHA-256, in hex. A replay with another payload is then told apart from a retry.
+fn payload_hash(payload: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(payload.as_bytes());
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Settings shared by every handle on a queue, whichever process holds it.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -100,6 +108,9 @@ pub struct Enqueued {
     pub id: String,
     /// False when an earlier job owned the idempotency key and nothing was created.
     pub created: bool,
+    /// The earlier job that owns the idempotency key was enqueued with another payload:
+    /// the key was reused for a different request (nothing was created).
+    pub payload_differs: bool,
 }
 
 /// Jobs per state.
@@ -408,17 +419,30 @@ impl Queue {
                     .arg(o.idempotency_key.as_deref().unwrap_or(""))
                     .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
                     .arg(job.request_id.as_deref().unwrap_or(""))
-                    .arg(job.traceparent.as_deref().unwrap_or(""));
+                    .arg(job.traceparent.as_deref().unwrap_or(""))
+                    .arg(payload_hash(&job.payload));
             }
             let reply: Vec<Value> = self.inner.redis.invoke(&inv).await?;
             for pair in reply.chunks(2) {
+                let code = int(pair.get(1).unwrap_or(&Value::Nil))?;
                 out.push(Enqueued {
                     id: text(&pair[0])?,
-                    created: int(pair.get(1).unwrap_or(&Value::Nil))? == 1,
+                    created: code == 1,
+                    payload_differs: code == 2,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// The job that owns idempotency key `key` on this queue, if the key is claimed.
+    pub async fn idempotency_owner(&self, key: &str) -> Result<Option<String>> {
+        let claim: Option<String> = self
+            .inner
+            .redis
+            .query(redis::cmd("GET").arg(self.inner.keys.idempotency(key)))
+            .await?;
+        Ok(claim.map(|c| c.split(' ').next().unwrap_or_default().to_owned()))
     }
 
     /// One job, or `None` if there is no such job in this queue.

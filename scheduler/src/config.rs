@@ -4,9 +4,14 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `DROVER_SCHEDULER_TICK_MS` | `1000` | how often due schedules are looked for |
-//! | `DROVER_SCHEDULER_LOCK_TTL_MS` | `10000` | a dead leader's lock frees after this |
+//! | `DROVER_SCHEDULER_TICK_MS` | `1000` | the leader renews its lease, and the others try to take it, this often |
+//! | `DROVER_SCHEDULER_LOCK_TTL_MS` | `5000` | a dead leader's lease frees after this: the takeover time |
+//! | `DROVER_SCHEDULER_RELOAD_MS` | `2000` | the leader re-reads the schedules this often (API changes apply within it) |
+//! | `DROVER_SCHEDULER_GRACE_MS` | `60000` | a fire at most this late is on time, whatever the missed-fire policy |
+//! | `DROVER_SCHEDULER_FIRE_RETENTION_HOURS` | `720` | fire records are kept this long (the newest of each schedule always) |
+//! | `DROVER_SCHEDULER_METRICS_ADDR` | `127.0.0.1:9465` | where `/metrics` is served; `off` for nowhere |
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use drover_jobs::config::CommonConfig;
@@ -18,6 +23,10 @@ pub struct SchedulerConfig {
     pub common: CommonConfig,
     pub tick: Duration,
     pub lock_ttl: Duration,
+    pub reload: Duration,
+    pub grace: Duration,
+    pub fire_retention: Duration,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl SchedulerConfig {
@@ -31,7 +40,7 @@ impl SchedulerConfig {
         )?;
         let lock_ttl = env.millis(
             "DROVER_SCHEDULER_LOCK_TTL_MS",
-            Duration::from_secs(10),
+            Duration::from_secs(5),
             100..=600_000,
         )?;
         if lock_ttl <= tick * 2 {
@@ -40,10 +49,35 @@ impl SchedulerConfig {
                 "must be more than twice DROVER_SCHEDULER_TICK_MS, or the leader loses its lock between ticks",
             ));
         }
+        let reload = env.millis(
+            "DROVER_SCHEDULER_RELOAD_MS",
+            Duration::from_secs(2),
+            10..=600_000,
+        )?;
+        let grace = env.millis(
+            "DROVER_SCHEDULER_GRACE_MS",
+            Duration::from_secs(60),
+            0..=86_400_000,
+        )?;
+        let fire_retention = Duration::from_secs(
+            3600 * env.number("DROVER_SCHEDULER_FIRE_RETENTION_HOURS", 720, 1..=24 * 3650)?,
+        );
+        let metrics_addr = match env.get("DROVER_SCHEDULER_METRICS_ADDR") {
+            Some("off" | "none") => None,
+            _ => Some(env.parse(
+                "DROVER_SCHEDULER_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9465)),
+                "socket address",
+            )?),
+        };
         Ok(Self {
             common,
             tick,
             lock_ttl,
+            reload,
+            grace,
+            fire_retention,
+            metrics_addr,
         })
     }
 }

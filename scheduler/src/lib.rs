@@ -1,107 +1,128 @@
-//! Drover's scheduler: fires the built-in schedules, once across any number of replicas.
+//! Drover's scheduler: cron schedules from the database, fired once across any number
+//! of replicas, with missed-fire and overlap policies and a documented DST rule.
 //!
-//! Every replica ticks; only the one holding the leader lock (a Redis key with a TTL,
-//! renewed each tick) enqueues. Each fire is enqueued with the idempotency key
-//! `schedule:<name>:<fire time>`, so even two leaders overlapping for a moment
-//! (a paused process waking up) create one job per fire.
-//!
-//! Missed fires: a new leader fires what falls due from the moment it took over; fires
-//! missed while no scheduler ran are skipped (the `skip` policy). The cron issue makes
-//! schedules editable, recorded in the database, and adds the `once` and `all` policies.
+//! Every replica ticks; the one holding the leader lease (a Redis key with a TTL,
+//! renewed each tick, [`leader`]) fires. Exactly one job per fire comes from the
+//! database and Redis together, not from the lease: each fire's decision is a unique
+//! row (schedule, scheduled time) written before anything is enqueued, and its job is
+//! enqueued with an idempotency key in the scheduler's own namespace ([`fire`]). Two
+//! replicas that both believe they lead (a paused process waking up) still make one
+//! job per fire. A new leader starts from the last recorded fire of each schedule
+//! ([`runner`]), so failovers and Redis outages lose no fire.
 //!
 //! # Layout
 //!
 //! - [`config`]: the settings, read once at start.
-//! - [`schedule`]: the schedules and their payloads.
-//! - [`leader`]: the leader lock.
+//! - [`timing`]: cron expressions in a timezone, and the DST rule.
+//! - [`template`]: payload templates with the scheduled time.
+//! - [`plan`]: the missed-fire policy, as plain code over an injected `now`.
+//! - [`spec`]: what a valid schedule is (shared with the API).
+//! - [`store`]: schedules and fire records in the database.
+//! - [`fire`]: carrying out one fire.
+//! - [`runner`]: the leader's loop body.
+//! - [`leader`]: the leader lease.
+//! - [`metrics`]: the Prometheus series and endpoint.
 
 pub mod config;
+pub mod fire;
 pub mod leader;
-pub mod schedule;
+pub mod metrics;
+pub mod plan;
+pub mod runner;
+pub mod spec;
+pub mod store;
+pub mod template;
+pub mod timing;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use chrono::{DateTime, Utc};
-use drover_jobs::connect::{self, Queues};
-use drover_queue::{JobOptions, NewJob};
+use drover_jobs::connect;
+use tokio::time::Instant;
 
 use crate::config::SchedulerConfig;
 use crate::leader::Leader;
-use crate::schedule::Schedule;
+use crate::runner::{Clock, Runner, RunnerOptions, SystemClock};
 
-/// How long a fire's idempotency key is remembered.
-const FIRE_KEY_TTL: Duration = Duration::from_secs(48 * 3600);
-
-/// Most fires of one schedule enqueued per tick.
-const MAX_FIRES_PER_TICK: usize = 10;
+/// How far past a fire's time the leader wakes, so that the fire is due when it looks.
+const WAKE_MARGIN: Duration = Duration::from_millis(2);
 
 /// Runs the scheduler until `shutdown` completes.
 pub async fn run(
     config: SchedulerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let redis = connect::redis(&config.common)?;
-    let queues = Queues::new(&redis, &config.common)?;
-    let schedules = schedule::defaults().context("parse the built-in schedules")?;
+    let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    let metrics_task = match config.metrics_addr {
+        Some(addr) => Some(metrics::serve(addr, drover_jobs::telemetry::prometheus()).await?),
+        None => None,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let mut runner = Runner::new(
+        db,
+        queues,
+        clock.clone(),
+        RunnerOptions {
+            reload: config.reload,
+            grace: to_chrono(config.grace),
+            fire_retention: to_chrono(config.fire_retention),
+        },
+    );
     let mut leader = Leader::new(redis, &config.common.namespace, config.lock_ttl);
-    let mut since: Option<DateTime<Utc>> = None;
-    let mut tick = tokio::time::interval(config.tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for s in &schedules {
-        tracing::info!(schedule = s.name, cron = s.cron, queue = %s.queue, next = ?s.next_after(Utc::now()), "schedule loaded");
-    }
+    let mut leading = false;
+    metrics::leader(false);
+    tracing::info!(
+        tick_ms = config.tick.as_millis() as u64,
+        lease_ms = config.lock_ttl.as_millis() as u64,
+        "drover-scheduler running"
+    );
+    let mut wake = Instant::now();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            () = tokio::time::sleep_until(wake) => {}
             () = &mut shutdown => break,
         }
-        let now = Utc::now();
-        match leader.hold().await {
-            Ok(true) => {
-                let from = *since.get_or_insert(now);
-                if fire_due(&schedules, &queues, from, now).await {
-                    since = Some(now);
-                }
-            }
-            Ok(false) => since = None,
+        let held = match leader.hold().await {
+            Ok(h) => h,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach redis for the leader lock; retrying");
-                since = None;
+                tracing::warn!(error = %e, "cannot reach redis for the leader lease; retrying");
+                false
+            }
+        };
+        if held != leading {
+            leading = held;
+            metrics::leader(held);
+            if held {
+                // Start from the database: whoever led before may have fired since.
+                runner.reset();
             }
         }
+        wake = Instant::now() + config.tick;
+        if !held {
+            continue;
+        }
+        match runner.tick().await {
+            Ok(Some(next)) => {
+                let until = (next - clock.now()).to_std().unwrap_or_default() + WAKE_MARGIN;
+                wake = wake.min(Instant::now() + until);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "firing failed; retrying from the database");
+                runner.reset();
+            }
+        }
+    }
+    if leading {
+        metrics::leader(false);
     }
     leader.release().await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     tracing::info!("drover-scheduler stopped");
     Ok(())
-}
-
-/// Enqueues every fire in `(from, now]`; false if Redis failed (so the window is retried).
-async fn fire_due(
-    schedules: &[Schedule],
-    queues: &Queues,
-    from: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> bool {
-    for s in schedules {
-        for at in s.fires_between(from, now, MAX_FIRES_PER_TICK) {
-            let job = NewJob::raw((s.payload)(at).to_string()).with_options(JobOptions {
-                idempotency_key: Some(format!("schedule:{}:{}", s.name, at.timestamp())),
-                idempotency_ttl: Some(FIRE_KEY_TTL),
-                ..Default::default()
-            });
-            match queues.get(s.queue).enqueue(job).await {
-                Ok(e) => {
-                    tracing::info!(schedule = s.name, fire = %at, job.id = e.id, created = e.created, "schedule fired")
-                }
-                Err(e) => {
-                    tracing::warn!(schedule = s.name, fire = %at, error = %e, "could not enqueue a fire; will retry");
-                    return false;
-                }
-            }
-        }
-    }
-    true
 }

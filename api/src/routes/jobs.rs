@@ -55,6 +55,18 @@ enum ListJobsResponse {
 /// The jobs resource.
 pub struct JobsApi;
 
+/// A 409 for an `Idempotency-Key` sent again with another payload or queue.
+fn key_reused(first: &str, queue: drover_jobs::QueueName) -> ApiError {
+    ApiError::conflict_code(
+        "idempotency_key_reused",
+        format!(
+            "this Idempotency-Key was used for job {first:?} (queue {queue}) with another \
+             payload or queue; nothing was created: use a new key for a different request"
+        ),
+        serde_json::json!({ "job_id": first, "queue": queue.as_str() }),
+    )
+}
+
 /// Jobs per page when `limit` is not given.
 const DEFAULT_PAGE: u32 = 50;
 
@@ -74,7 +86,8 @@ impl JobsApi {
     /// ranges, then enqueues the job. A bad field answers 400 naming it, and nothing is
     /// enqueued. With an `Idempotency-Key` used on this queue within the last 24 hours,
     /// answers 200 with the first job instead of creating another (409 if that job has
-    /// been deleted since).
+    /// been deleted since). The same key with another payload, or on another queue, is
+    /// a 409 `idempotency_key_reused` naming the first job.
     #[oai(
         path = "/queues/:queue/jobs",
         method = "post",
@@ -125,7 +138,15 @@ impl JobsApi {
                     "must be 1 to 255 bytes with no control characters",
                 ));
             }
-            options.idempotency_key = Some(key);
+            // Stored in the clients' namespace: no client reaches an internal key.
+            let stored = drover_queue::options::client_idempotency_key(&key);
+            // Keys are claimed per queue; a key already used on another queue is a reuse.
+            for (other, q) in state.queues().all().filter(|(q, _)| *q != name) {
+                if let Some(first) = q.idempotency_owner(&stored).await? {
+                    return Err(key_reused(&first, other));
+                }
+            }
+            options.idempotency_key = Some(stored);
         }
         let mut job = NewJob::raw(payload.to_string())
             .with_options(options)
@@ -136,6 +157,9 @@ impl JobsApi {
         let e = state.queues().get(name).enqueue(job).await?;
         metrics::counter!(drover_queue::metrics::ENQUEUED, "queue" => name.as_str())
             .increment(u64::from(e.created));
+        if e.payload_differs {
+            return Err(key_reused(&e.id, name));
+        }
         // A replayed key names the first job; if that job was deleted (or cleaned) since,
         // there is nothing to return, and nothing was created: say so.
         if !e.created && find_in_queue(&state, name, &e.id).await?.is_none() {

@@ -4,6 +4,7 @@
 //!   them (admin keys; [`job_actions`]).
 //! - [`queues`]: list queues, metrics, pause, resume, clean (admin keys).
 //! - [`workers`]: the live workers (admin keys).
+//! - [`schedules`]: cron schedules (read: any key; write and trigger: admin keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
@@ -13,6 +14,7 @@ pub mod jobs;
 pub mod lookup;
 pub mod payload_docs;
 pub mod queues;
+pub mod schedules;
 pub mod sse;
 pub mod submit;
 pub mod views;

@@ -2,11 +2,12 @@
 --
 -- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep
 -- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
---       then 10 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       then 11 fields per job: id, payload, priority, delay_ms, max_attempts,
 --       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id,
---       traceparent ('' for none)
--- Returns: a flat array, two items per job: the job id, then 1 if it was created
---          or 0 if an earlier job owns the idempotency key (its id is returned).
+--       traceparent ('' for none), payload hash
+-- Returns: a flat array, two items per job: the job id, then 1 if it was created,
+--          0 if an earlier job owns the idempotency key (its id is returned), or 2 if
+--          that earlier job had another payload (a claim is `<id> <payload hash>`).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers are formatted once, as integers: Redis formats a Lua number argument as a
@@ -24,7 +25,7 @@ local runnable = false
 -- Sorted-set members are added in one call per set at the end, not one per job.
 local waiting, delayed = {}, {}
 for i = 0, n - 1 do
-  local o = 5 + i * 10
+  local o = 5 + i * 11
   local id = ARGV[o + 1]
   local ikey = ARGV[o + 7]
   local existing = false
@@ -32,11 +33,12 @@ for i = 0, n - 1 do
     local ik = prefix .. 'idem:' .. ikey
     local prev = redis.call('GET', ik)
     if prev then
-      out[#out + 1] = prev
-      out[#out + 1] = 0
+      local pid, phash = string.match(prev, '^(%S+) (%S+)$')
+      out[#out + 1] = pid or prev
+      out[#out + 1] = (phash and phash ~= ARGV[o + 11]) and 2 or 0
       existing = true
     else
-      redis.call('SET', ik, id, 'PX', ARGV[o + 8])
+      redis.call('SET', ik, id .. ' ' .. ARGV[o + 11], 'PX', ARGV[o + 8])
     end
   end
   if not existing then
