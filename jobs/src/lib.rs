@@ -8,12 +8,14 @@
 //! - [`env`]: reading environment variables with errors that name the variable.
 //! - [`config`]: the settings every binary shares ([`config::CommonConfig`]).
 //! - [`connect`]: Redis, the database (with migrations) and the queue handles.
+//! - [`data_dir`]: where files live under the data directory, and their names.
 //! - [`telemetry`]: logs (pretty or JSON) and the Prometheus recorder.
 //! - [`shutdown`]: the stop signal (Ctrl-C or SIGTERM).
 //! - [`events`]: the event schema, re-exported from the queue.
 
 pub mod config;
 pub mod connect;
+pub mod data_dir;
 pub mod env;
 pub mod kinds;
 pub mod queues;
