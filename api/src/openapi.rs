@@ -16,6 +16,8 @@ use std::collections::BTreeSet;
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
+use crate::routes::aggregates::AggregatesApi;
+use crate::routes::exports::ExportsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::schedules::SchedulesApi;
@@ -33,12 +35,24 @@ pub enum ApiTags {
     Workers,
     /// Following jobs and queues live, as Server-Sent Events.
     Events,
+    /// Export files: list, read, download (with `Range` and `ETag`).
+    Exports,
+    /// Hourly and daily aggregates of the queues' counters.
+    Aggregates,
     /// Cron schedules that enqueue jobs.
     Schedules,
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi, SchedulesApi);
+pub type Apis = (
+    JobsApi,
+    QueuesApi,
+    WorkersApi,
+    SseApi,
+    ExportsApi,
+    AggregatesApi,
+    SchedulesApi,
+);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -64,7 +78,15 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, QueuesApi, WorkersApi, SseApi, SchedulesApi),
+        (
+            JobsApi,
+            QueuesApi,
+            WorkersApi,
+            SseApi,
+            ExportsApi,
+            AggregatesApi,
+            SchedulesApi,
+        ),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

@@ -3,12 +3,16 @@
 //!
 //! # Layout
 //!
+//! - [`aggregate`]: hourly and daily aggregates of the queues' counters.
 //! - [`api_key`]: API keys, stored hashed, each with a role.
+//! - [`export`]: export files made by export jobs.
 //! - [`job_history`]: finished jobs archived out of Redis.
 //! - [`schedule`]: cron schedules.
 //! - [`schedule_fire`]: each fire of a schedule, enqueued or skipped.
 
+pub mod aggregate;
 pub mod api_key;
+pub mod export;
 pub mod job_history;
 pub mod schedule;
 pub mod schedule_fire;

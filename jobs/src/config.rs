@@ -13,7 +13,7 @@
 //! | `DROVER_REDIS_CONNECT_TIMEOUT_MS` | `2000` | give up connecting after this |
 //! | `DROVER_REDIS_TIMEOUT_MS` | `5000` | treat Redis as down when it does not answer in this |
 //! | `DROVER_EVENTS_MAXLEN` | `10000` | events kept per queue stream (approximately) |
-//! | `DROVER_STATS_WINDOW_HOURS` | `24` | per-minute counters are kept this long |
+//! | `DROVER_STATS_WINDOW_HOURS` | `48` | per-minute counters are kept this long (at least 48, so a late or caught-up aggregation still finds a day's counters) |
 //! | `DROVER_LOG_FORMAT` | `pretty` in dev, `json` in prod | log lines for people or for machines |
 //! | `RUST_LOG` | `info` | log filter, e.g. `info,drover_queue=debug` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | — | export spans over OTLP/HTTP (JSON) to this collector, e.g. `http://otel:4318` |
@@ -136,7 +136,7 @@ impl CommonConfig {
             )?,
             events_maxlen: env.number("DROVER_EVENTS_MAXLEN", 10_000, 100..=10_000_000)?,
             stats_window: Duration::from_secs(
-                3600 * env.number("DROVER_STATS_WINDOW_HOURS", 24, 1..=24 * 90)?,
+                3600 * env.number("DROVER_STATS_WINDOW_HOURS", 48, 48..=24 * 90)?,
             ),
             log_format,
             log_filter: env.string("RUST_LOG", "info"),
@@ -196,6 +196,7 @@ mod tests {
             ("DROVER_REDIS_TIMEOUT_MS", "0"),
             ("DROVER_LOG_FORMAT", "xml"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4318"),
+            ("DROVER_STATS_WINDOW_HOURS", "24"),
         ] {
             let e = CommonConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{e}");

@@ -8,6 +8,7 @@
 //! - [`env`]: reading environment variables with errors that name the variable.
 //! - [`config`]: the settings every binary shares ([`config::CommonConfig`]).
 //! - [`connect`]: Redis, the database (with migrations) and the queue handles.
+//! - [`data_dir`]: where files live under the data directory, and their names.
 //! - [`telemetry`]: logs (pretty or JSON) and the Prometheus recorder.
 //! - [`trace`]: span export over OTLP and the `traceparent` a job carries.
 //! - [`probes`]: `/metrics`, `/health` and `/ready` for the processes without an API.
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod data_dir;
 pub mod env;
 pub mod kinds;
 pub mod probes;

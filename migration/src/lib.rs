@@ -9,6 +9,9 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_api_keys;
 mod m20261122_000002_create_job_history;
+mod m20261201_000020_create_exports;
+mod m20261201_000021_create_aggregates;
+mod m20261201_000022_index_job_history_finished;
 mod m20261201_000030_create_schedules;
 mod m20261201_000031_create_schedule_fires;
 mod m20261201_000032_seed_default_schedules;
@@ -24,6 +27,9 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_api_keys::Migration),
             Box::new(m20261122_000002_create_job_history::Migration),
+            Box::new(m20261201_000020_create_exports::Migration),
+            Box::new(m20261201_000021_create_aggregates::Migration),
+            Box::new(m20261201_000022_index_job_history_finished::Migration),
             Box::new(m20261201_000030_create_schedules::Migration),
             Box::new(m20261201_000031_create_schedule_fires::Migration),
             Box::new(m20261201_000032_seed_default_schedules::Migration),

@@ -35,7 +35,13 @@ async fn migrations_apply_and_roll_back_on_every_engine() {
         let db = Database::connect(t.url()).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         let after_up = tables(&db, t.engine()).await;
-        for expected in ["api_keys", "job_history", "seaql_migrations"] {
+        for expected in [
+            "aggregates",
+            "api_keys",
+            "exports",
+            "job_history",
+            "seaql_migrations",
+        ] {
             assert!(
                 after_up.iter().any(|n| n == expected),
                 "{:?}: {expected} missing in {after_up:?}",
@@ -55,7 +61,7 @@ async fn migrations_apply_and_roll_back_on_every_engine() {
         assert!(
             !after_down
                 .iter()
-                .any(|n| n == "api_keys" || n == "job_history"),
+                .any(|n| ["api_keys", "job_history", "exports", "aggregates"].contains(&n.as_str())),
             "{after_down:?}"
         );
         Migrator::up(&db, None).await.unwrap();

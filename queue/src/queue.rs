@@ -44,7 +44,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         Self {
             events_maxlen: 10_000,
-            stats_window: Duration::from_secs(24 * 3600),
+            stats_window: Duration::from_secs(48 * 3600),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
 //! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
+//! | `DROVER_EXPORT_TTL_HOURS` | `168` | an export file expires (the cleanup job deletes it) this long after it was made |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub struct WorkerConfig {
     pub queues: BTreeMap<QueueName, WorkerOptions>,
     pub shutdown_timeout: Duration,
     pub metrics_addr: Option<SocketAddr>,
+    /// How long export files are kept.
+    pub export_ttl: Duration,
 }
 
 /// Concurrency per queue when `DROVER_WORKER_CONCURRENCY` is not set.
@@ -119,6 +122,9 @@ impl WorkerConfig {
                 0..=3_600_000,
             )?,
             metrics_addr,
+            export_ttl: Duration::from_secs(
+                3600 * env.number("DROVER_EXPORT_TTL_HOURS", 7 * 24, 1..=24 * 366)?,
+            ),
         })
     }
 }
@@ -195,6 +201,7 @@ mod tests {
             ("DROVER_WORKER_CONCURRENCY", "export=0"),
             ("DROVER_LEASE_MS", "10"),
             ("DROVER_WORKER_METRICS_ADDR", "nowhere"),
+            ("DROVER_EXPORT_TTL_HOURS", "0"),
         ] {
             let e = WorkerConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{e}");

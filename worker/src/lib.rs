@@ -5,10 +5,16 @@
 //!
 //! - [`config`]: the settings, read once at start.
 //! - [`deps`]: what handlers share (database, Redis, queues, data directory).
-//! - [`jobs`]: one module per job kind, and the list that registers them.
+//! - [`jobs`]: one module per job kind, and the list that registers them; each handler
+//!   only unpacks its job and calls the work of its kind:
+//! - [`export`], [`aggregation`], [`cleanup`]: that work, as plain code over a database
+//!   connection, a Redis handle and the data directory.
 
+pub mod aggregation;
+pub mod cleanup;
 pub mod config;
 pub mod deps;
+pub mod export;
 pub mod jobs;
 
 use std::future::Future;
@@ -35,6 +41,9 @@ pub async fn run(
         redis: redis.clone(),
         queues: queues.clone(),
         data_dir: config.common.data_dir.clone(),
+        export_ttl: config.export_ttl,
+        stats_window: config.common.stats_window,
+        namespace: config.common.namespace.clone(),
     };
     let metrics_task = match config.metrics_addr {
         Some(addr) => {

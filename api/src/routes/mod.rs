@@ -4,10 +4,14 @@
 //!   them (admin keys; [`job_actions`]).
 //! - [`queues`]: list queues, metrics, pause, resume, clean (admin keys).
 //! - [`workers`]: the live workers (admin keys).
+//! - [`exports`]: export files, listed, read and downloaded (submitter keys).
+//! - [`aggregates`]: hourly and daily aggregates (submitter keys).
 //! - [`schedules`]: cron schedules (read: any key; write and trigger: admin keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
+pub mod aggregates;
+pub mod exports;
 pub mod health;
 pub mod job_actions;
 pub mod jobs;
