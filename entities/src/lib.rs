@@ -4,14 +4,20 @@
 //! # Layout
 //!
 //! - [`aggregate`]: hourly and daily aggregates of the queues' counters.
+//! - [`analysis_checkpoint`], [`analysis_run`], [`analysis_summary`]: analyses of datasets.
 //! - [`api_key`]: API keys, stored hashed, each with a role.
+//! - [`dataset`]: uploaded CSV datasets and their profiles.
 //! - [`export`]: export files made by export jobs.
 //! - [`job_history`]: finished jobs archived out of Redis.
 //! - [`schedule`]: cron schedules.
 //! - [`schedule_fire`]: each fire of a schedule, enqueued or skipped.
 
 pub mod aggregate;
+pub mod analysis_checkpoint;
+pub mod analysis_run;
+pub mod analysis_summary;
 pub mod api_key;
+pub mod dataset;
 pub mod export;
 pub mod job_history;
 pub mod schedule;

@@ -15,6 +15,7 @@ mod m20261201_000022_index_job_history_finished;
 mod m20261201_000030_create_schedules;
 mod m20261201_000031_create_schedule_fires;
 mod m20261201_000032_seed_default_schedules;
+mod m20261201_000040_create_analysis_tables;
 
 pub use m20261201_000032_seed_default_schedules::DEFAULTS as DEFAULT_SCHEDULES;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_create_schedules::Migration),
             Box::new(m20261201_000031_create_schedule_fires::Migration),
             Box::new(m20261201_000032_seed_default_schedules::Migration),
+            Box::new(m20261201_000040_create_analysis_tables::Migration),
         ]
     }
 }

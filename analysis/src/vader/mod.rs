@@ -1,0 +1,440 @@
+//! VADER sentiment: Drover's own scorer over the published lexicon.
+//!
+//! The rules follow Python `vaderSentiment` 3.3.2 (the reference) step by step,
+//! including its quirks, because users compare our numbers with it:
+//! - emojis become their descriptions, one character at a time;
+//! - tokens are whitespace-separated, stripped of punctuation unless that leaves two
+//!   characters or fewer;
+//! - boosters and dampeners up to three words before (scaled 1, 0.95, 0.9), negations
+//!   (`N_SCALAR`), "no", "never so/this", "without doubt", "least", "kind of";
+//! - ALL-CAPS emphasis only when some but not all tokens are in caps;
+//! - "but" halves what comes before it and boosts what follows by half, with the
+//!   reference's lookup of each value by its first equal one;
+//! - the special-case idioms ("the shit", "kiss of death", …) and the booster
+//!   n-grams, checked where the reference checks them;
+//! - "!" (up to 4) and "?" (2 or more) emphasis;
+//! - compound = sum / sqrt(sum² + 15), rounded to 4 decimals.
+//!
+//! [`Scorer`] keeps its buffers between calls, so scoring a cell allocates nothing
+//! for ASCII text. The parity test (`tests/vader_parity.rs`) checks it against the
+//! reference's scores of 16,000 generated texts.
+
+mod lexicon;
+pub mod pystr;
+
+use lexicon::{BOOSTER_NGRAMS, C_INCR, Entry, N_SCALAR, SPECIAL_CASES, TABLES, Tables};
+use serde::{Deserialize, Serialize};
+
+/// The usual three classes, at compound ≥ 0.05 and ≤ -0.05.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    Positive,
+    Neutral,
+    Negative,
+}
+
+impl Label {
+    /// The label of a compound score.
+    #[must_use]
+    pub fn of(compound: f64) -> Self {
+        if compound >= 0.05 {
+            Self::Positive
+        } else if compound <= -0.05 {
+            Self::Negative
+        } else {
+            Self::Neutral
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Positive => "positive",
+            Self::Neutral => "neutral",
+            Self::Negative => "negative",
+        }
+    }
+}
+
+/// One token: its place in the lowercase buffer and what the rules need of it.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    start: u32,
+    end: u32,
+    upper: bool,
+    entry: Entry,
+}
+
+/// A reusable VADER scorer. Not shared between threads: make one per task.
+pub struct Scorer {
+    tables: &'static Tables,
+    /// The text with its emojis replaced (non-ASCII texts only).
+    text: String,
+    /// Every token's lowercase form, one after the other.
+    lower: String,
+    tokens: Vec<Token>,
+    sentiments: Vec<f64>,
+}
+
+impl Default for Scorer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scorer {
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            tables: &TABLES,
+            text: String::new(),
+            lower: String::new(),
+            tokens: Vec::new(),
+            sentiments: Vec::new(),
+        }
+    }
+
+    /// The compound score of `text`, in [-1, 1], rounded to 4 decimals.
+    pub fn compound(&mut self, text: &str) -> f64 {
+        let text = if text.is_ascii() {
+            text
+        } else {
+            self.replace_emojis(text);
+            // Moved out so the tokens can borrow `self` mutably; put back below.
+            let owned = std::mem::take(&mut self.text);
+            let c = self.score(&owned);
+            self.text = owned;
+            return c;
+        };
+        self.score(text)
+    }
+
+    fn score(&mut self, text: &str) -> f64 {
+        self.tokenize(text);
+        let n = self.tokens.len();
+        let upper = self.tokens.iter().filter(|t| t.upper).count();
+        let cap_diff = upper > 0 && upper < n;
+        let mut sentiments = std::mem::take(&mut self.sentiments);
+        sentiments.clear();
+        for i in 0..n {
+            let t = self.tokens[i];
+            if t.entry.booster.is_some()
+                || (i + 1 < n && self.word(i) == "kind" && self.word(i + 1) == "of")
+            {
+                sentiments.push(0.0);
+                continue;
+            }
+            sentiments.push(self.valence(i, cap_diff));
+        }
+        self.but_check(&mut sentiments);
+        let c = compound_of(&sentiments, text);
+        self.sentiments = sentiments;
+        c
+    }
+
+    /// The reference's emoji pass: each emoji character becomes its description,
+    /// preceded by a space unless one is already there.
+    fn replace_emojis(&mut self, text: &str) {
+        self.text.clear();
+        let mut prev_space = true;
+        for c in text.chars() {
+            if let Some(desc) = self.tables.emoji(c) {
+                if !prev_space {
+                    self.text.push(' ');
+                }
+                self.text.push_str(desc);
+                prev_space = false;
+            } else {
+                self.text.push(c);
+                prev_space = c == ' ';
+            }
+        }
+    }
+
+    fn tokenize(&mut self, text: &str) {
+        self.tokens.clear();
+        self.lower.clear();
+        let push = |this: &mut Self, raw: &str| {
+            let tok = pystr::strip_punc_if_word(raw);
+            let start = this.lower.len();
+            pystr::push_lower(&mut this.lower, tok);
+            let end = this.lower.len();
+            let entry = this.tables.entry(&this.lower[start..end]);
+            this.tokens.push(Token {
+                start: start as u32,
+                end: end as u32,
+                upper: pystr::is_upper(tok),
+                entry,
+            });
+        };
+        if text.is_ascii() {
+            for raw in text
+                .as_bytes()
+                .split(|b| pystr::is_ascii_space(*b))
+                .filter(|s| !s.is_empty())
+            {
+                // ASCII bytes: always valid UTF-8.
+                if let Ok(raw) = std::str::from_utf8(raw) {
+                    push(self, raw);
+                }
+            }
+        } else {
+            for raw in text.split(pystr::is_space).filter(|s| !s.is_empty()) {
+                push(self, raw);
+            }
+        }
+    }
+
+    #[inline]
+    fn word(&self, i: usize) -> &str {
+        let t = &self.tokens[i];
+        &self.lower[t.start as usize..t.end as usize]
+    }
+
+    #[inline]
+    fn in_lexicon(&self, i: usize) -> bool {
+        self.tokens[i].entry.valence.is_some()
+    }
+
+    /// `negated([word])` of the reference: a negation word or any "n't".
+    #[inline]
+    fn negated(&self, i: usize) -> bool {
+        self.tokens[i].entry.negate || self.word(i).contains("n't")
+    }
+
+    fn valence(&self, i: usize, cap_diff: bool) -> f64 {
+        let n = self.tokens.len();
+        let Some(base) = self.tokens[i].entry.valence else {
+            return 0.0;
+        };
+        let mut valence = base;
+        if self.word(i) == "no" && i != n - 1 && self.in_lexicon(i + 1) {
+            valence = 0.0;
+        }
+        if (i > 0 && self.word(i - 1) == "no")
+            || (i > 1 && self.word(i - 2) == "no")
+            || (i > 2 && self.word(i - 3) == "no" && matches!(self.word(i - 1), "or" | "nor"))
+        {
+            valence = base * N_SCALAR;
+        }
+        if self.tokens[i].upper && cap_diff {
+            if valence > 0.0 {
+                valence += C_INCR;
+            } else {
+                valence -= C_INCR;
+            }
+        }
+        for start_i in 0..3 {
+            if i > start_i && !self.in_lexicon(i - (start_i + 1)) {
+                let mut s = self.scalar_inc_dec(i - (start_i + 1), valence, cap_diff);
+                if start_i == 1 && s != 0.0 {
+                    s *= 0.95;
+                }
+                if start_i == 2 && s != 0.0 {
+                    s *= 0.9;
+                }
+                valence += s;
+                valence = self.negation_check(valence, start_i, i);
+                if start_i == 2 {
+                    valence = self.special_idioms_check(valence, i);
+                }
+            }
+        }
+        self.least_check(valence, i)
+    }
+
+    fn scalar_inc_dec(&self, j: usize, valence: f64, cap_diff: bool) -> f64 {
+        let t = &self.tokens[j];
+        let Some(mut scalar) = t.entry.booster else {
+            return 0.0;
+        };
+        if valence < 0.0 {
+            scalar = -scalar;
+        }
+        if t.upper && cap_diff {
+            if valence > 0.0 {
+                scalar += C_INCR;
+            } else {
+                scalar -= C_INCR;
+            }
+        }
+        scalar
+    }
+
+    fn negation_check(&self, valence: f64, start_i: usize, i: usize) -> f64 {
+        let so_this = |j: usize| matches!(self.word(j), "so" | "this");
+        match start_i {
+            0 if self.negated(i - 1) => valence * N_SCALAR,
+            1 => {
+                if self.word(i - 2) == "never" && so_this(i - 1) {
+                    valence * 1.25
+                } else if self.word(i - 2) == "without" && self.word(i - 1) == "doubt" {
+                    valence
+                } else if self.negated(i - 2) {
+                    valence * N_SCALAR
+                } else {
+                    valence
+                }
+            }
+            2 => {
+                // The reference's `a and b or c` groups as `(a and b) or c`.
+                if (self.word(i - 3) == "never" && so_this(i - 2)) || so_this(i - 1) {
+                    valence * 1.25
+                } else if self.word(i - 3) == "without"
+                    && (self.word(i - 2) == "doubt" || self.word(i - 1) == "doubt")
+                {
+                    valence
+                } else if self.negated(i - 3) {
+                    valence * N_SCALAR
+                } else {
+                    valence
+                }
+            }
+            _ => valence,
+        }
+    }
+
+    /// Whether the tokens at `idx` spell `phrase`.
+    fn spells(&self, idx: &[usize], phrase: &[&str]) -> bool {
+        idx.len() == phrase.len() && idx.iter().zip(phrase).all(|(&j, w)| self.word(j) == *w)
+    }
+
+    fn special_case(&self, idx: &[usize]) -> Option<f64> {
+        SPECIAL_CASES
+            .iter()
+            .find(|(p, _)| self.spells(idx, p))
+            .map(|&(_, v)| v)
+    }
+
+    /// Called for `i >= 3` only, as in the reference.
+    fn special_idioms_check(&self, mut valence: f64, i: usize) -> f64 {
+        let n = self.tokens.len();
+        let seqs: [&[usize]; 5] = [
+            &[i - 1, i],
+            &[i - 2, i - 1, i],
+            &[i - 2, i - 1],
+            &[i - 3, i - 2, i - 1],
+            &[i - 3, i - 2],
+        ];
+        if let Some(v) = seqs.iter().find_map(|s| self.special_case(s)) {
+            valence = v;
+        }
+        if n - 1 > i
+            && let Some(v) = self.special_case(&[i, i + 1])
+        {
+            valence = v;
+        }
+        if n - 1 > i + 1
+            && let Some(v) = self.special_case(&[i, i + 1, i + 2])
+        {
+            valence = v;
+        }
+        for seq in [&[i - 3, i - 2, i - 1][..], &[i - 3, i - 2], &[i - 2, i - 1]] {
+            for (p, v) in BOOSTER_NGRAMS {
+                if self.spells(seq, p) {
+                    valence += v;
+                }
+            }
+        }
+        valence
+    }
+
+    fn least_check(&self, valence: f64, i: usize) -> f64 {
+        if i > 1 && !self.in_lexicon(i - 1) && self.word(i - 1) == "least" {
+            if self.word(i - 2) != "at" && self.word(i - 2) != "very" {
+                return valence * N_SCALAR;
+            }
+        } else if i > 0 && !self.in_lexicon(i - 1) && self.word(i - 1) == "least" {
+            return valence * N_SCALAR;
+        }
+        valence
+    }
+
+    /// The reference's "but" rule, including its quirk: each value is written back at
+    /// the index of the first value equal to it, not at its own index.
+    fn but_check(&self, sentiments: &mut [f64]) {
+        let Some(bi) = (0..self.tokens.len()).find(|&i| self.word(i) == "but") else {
+            return;
+        };
+        for k in 0..sentiments.len() {
+            let s = sentiments[k];
+            let Some(si) = sentiments.iter().position(|&x| x == s) else {
+                continue;
+            };
+            if si < bi {
+                sentiments[si] = s * 0.5;
+            } else if si > bi {
+                sentiments[si] = s * 1.5;
+            }
+        }
+    }
+}
+
+/// Punctuation emphasis: up to four "!" at 0.292 each; two or three "?" at 0.18
+/// each, more at 0.96.
+fn punctuation_emphasis(text: &str) -> f64 {
+    let (mut ep, mut qm) = (0usize, 0usize);
+    for b in text.bytes() {
+        ep += usize::from(b == b'!');
+        qm += usize::from(b == b'?');
+    }
+    let ep = ep.min(4) as f64 * 0.292;
+    let qm = match qm {
+        0 | 1 => 0.0,
+        2 | 3 => qm as f64 * 0.18,
+        _ => 0.96,
+    };
+    ep + qm
+}
+
+fn compound_of(sentiments: &[f64], text: &str) -> f64 {
+    if sentiments.is_empty() {
+        return 0.0;
+    }
+    let mut sum: f64 = sentiments.iter().sum();
+    let punct = punctuation_emphasis(text);
+    if sum > 0.0 {
+        sum += punct;
+    } else if sum < 0.0 {
+        sum -= punct;
+    }
+    let norm = (sum / (sum * sum + 15.0).sqrt()).clamp(-1.0, 1.0);
+    (norm * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_examples() {
+        let mut s = Scorer::new();
+        // The reference's own examples, with its published scores.
+        for (text, compound) in [
+            ("VADER is smart, handsome, and funny.", 0.8316),
+            ("VADER is smart, handsome, and funny!", 0.8439),
+            ("VADER is very smart, handsome, and funny.", 0.8545),
+            ("VADER is VERY SMART, handsome, and FUNNY.", 0.9227),
+            ("VADER is VERY SMART, handsome, and FUNNY!!!", 0.9342),
+            ("VADER is not smart, handsome, nor funny.", -0.7424),
+            ("The book was good.", 0.4404),
+            ("At least it isn't a horrible book.", 0.431),
+            ("The book was only kind of good.", 0.3832),
+            (
+                "The plot was good, but the characters are uncompelling and the dialog is not great.",
+                -0.7042,
+            ),
+            ("Today SUX!", -0.5461),
+            ("Today only kinda sux! But I'll get by, lol", 0.5249),
+            ("Make sure you :) or :D today!", 0.8633),
+            ("Not bad at all", 0.431),
+            ("", 0.0),
+        ] {
+            assert_eq!(s.compound(text), compound, "{text}");
+        }
+        assert_eq!(Label::of(0.05), Label::Positive);
+        assert_eq!(Label::of(0.0499), Label::Neutral);
+        assert_eq!(Label::of(-0.05), Label::Negative);
+    }
+}
