@@ -137,23 +137,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// How long to wait before trying Redis again after `failures` failures in a row
-/// (from 1): 50 ms doubling to 5 s, with up to half taken off at random, so that the
-/// processes that lost Redis together do not all come back in the same instant.
-///
-/// Every reconnect loop in Drover uses this one policy.
-#[must_use]
-pub fn reconnect_delay(failures: u32) -> Duration {
-    let policy = crate::options::Backoff {
-        kind: crate::options::BackoffKind::Exponential,
-        delay_ms: 50,
-        factor: 2.0,
-        max_delay_ms: 5000,
-        jitter: 0.5,
-    };
-    policy.delay(failures.max(1), rand::random::<f64>())
-}
-
 /// Which lanes a call goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Traffic {
@@ -322,19 +305,6 @@ impl Redis {
 #[cfg(test)]
 mod tests {
     use super::redact;
-
-    #[test]
-    fn reconnect_delays_grow_to_a_cap_with_jitter() {
-        use super::reconnect_delay;
-        use std::time::Duration;
-        for _ in 0..100 {
-            let first = reconnect_delay(1);
-            assert!((Duration::from_millis(25)..=Duration::from_millis(50)).contains(&first));
-            assert!(reconnect_delay(0) <= Duration::from_millis(50));
-            let late = reconnect_delay(40);
-            assert!((Duration::from_millis(2500)..=Duration::from_secs(5)).contains(&late));
-        }
-    }
 
     #[test]
     fn redacts_passwords() {

@@ -38,7 +38,8 @@ mod scripts;
 pub mod trace;
 pub mod worker;
 
-pub use connection::{Redis, RedisConfig, Traffic, reconnect_delay};
+pub use connection::{Redis, RedisConfig, Traffic};
+pub use reconnect::reconnect_delay;
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
 pub use job::{AttemptError, JobRecord, JobState};

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::connection::{Redis, Traffic};
 use crate::error::{QueueError, Result};
-use crate::events::{Event, EventType, StreamPos, parse_entries};
+use crate::events::{Event, EventType, StreamPos};
 use crate::job::{JobRecord, JobState};
 use crate::keys::Keys;
 use crate::options::{DEFAULT_IDEMPOTENCY_TTL, JobOptions, QueueDefaults};

@@ -29,7 +29,10 @@ mod tests {
     fn delays_grow_and_stay_capped() {
         for _ in 0..100 {
             let first = reconnect_delay(1);
-            assert!(first <= Duration::from_millis(50), "{first:?}");
+            assert!(
+                (Duration::from_millis(25)..=Duration::from_millis(50)).contains(&first),
+                "{first:?}"
+            );
             assert!(reconnect_delay(0) <= Duration::from_millis(50));
             let late = reconnect_delay(30);
             assert!(late <= Duration::from_secs(5), "{late:?}");

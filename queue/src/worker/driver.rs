@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::WorkerOptions;
 use super::context::ProgressBuffer;
 use super::wake::WakeHub;
-use crate::connection::reconnect_delay;
 use crate::metrics as m;
 use crate::queue::{AckItem, FetchReply, Leased, Queue, now_ms};
 use crate::reconnect::reconnect_delay;
