@@ -5,7 +5,9 @@
 //!
 //! - **at-least-once**: a job leaves `active` only when its handler returns; a worker
 //!   holds a renewed lease on each job it runs, and jobs whose lease expires are
-//!   rescued back to `waiting` (the attempt counts);
+//!   rescued back to `waiting`. An attempt counts when its handler starts, not when
+//!   the lease is taken, so a lost fetch reply costs nothing; a handler hears that
+//!   its lease is lost through [`worker::JobContext::lease_lost`];
 //! - **durable retries**: a failed attempt goes to `delayed` with an exponential,
 //!   jittered backoff; nothing sleeps in a worker's memory;
 //! - **idempotent submission**, **priorities** (FIFO within one), **pause** enforced

@@ -8,8 +8,12 @@
 //!   wake-up notice, the next delayed job falls due, or a slow poll;
 //! - the **acknowledger** records finished attempts in batches, one script call for
 //!   everything that finished since the last call, retrying through Redis outages;
-//! - **maintenance** renews the leases of held jobs, rescues jobs whose lease expired
-//!   (any worker's), and heartbeats;
+//! - before a fetched batch runs, one call marks it **started** (the attempts count
+//!   then) and renews its leases;
+//! - the **renewer** renews the leases of held jobs, and the **lease watch** fires a
+//!   job's [`JobContext::lease_lost`] when no renewal got through in time or a renewal
+//!   found the job taken;
+//! - **maintenance** rescues jobs whose lease expired (any worker's), and heartbeats;
 //! - the **progress writer** flushes the latest progress report of each job a few
 //!   times a second.
 //!
