@@ -93,6 +93,8 @@ impl JobsApi {
         method = "post",
         operation_id = "add_job"
     )]
+    // One argument per header, path part and extractor: poem-openapi's shape.
+    #[allow(clippy::too_many_arguments)]
     async fn add_job(
         &self,
         _key: SubmitterKey,
