@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
+use crate::routes::history::HistoryApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::sse::SseApi;
@@ -35,7 +36,7 @@ pub enum ApiTags {
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi);
+pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi, HistoryApi);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -61,7 +62,7 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, QueuesApi, WorkersApi, SseApi),
+        (JobsApi, QueuesApi, WorkersApi, SseApi, HistoryApi),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

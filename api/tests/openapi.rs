@@ -79,6 +79,7 @@ fn every_operation_is_documented_and_secured() {
             "get_job_events",
             "get_queue_metrics",
             "get_sse_status",
+            "list_history",
             "list_jobs",
             "list_queues",
             "list_workers",

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_api_keys;
 mod m20261122_000002_create_job_history;
+mod m20261201_000010_extend_job_history;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_api_keys::Migration),
             Box::new(m20261122_000002_create_job_history::Migration),
+            Box::new(m20261201_000010_extend_job_history::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::options::Backoff;
+use crate::retention::JobRetention;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +121,8 @@ pub struct JobRecord {
     pub idempotency_key: Option<String>,
     /// The id of the HTTP request that submitted the job.
     pub request_id: Option<String>,
+    /// The job's own retention, if it was given one at submission.
+    pub retention: Option<JobRetention>,
 }
 
 impl JobRecord {
@@ -173,6 +176,7 @@ impl JobRecord {
             worker: text(&mut f, "worker"),
             idempotency_key: text(&mut f, "idempotency_key"),
             request_id: text(&mut f, "request_id"),
+            retention: f.remove("retention").and_then(|r| JobRetention::decode(&r)),
         })
     }
 }

@@ -20,6 +20,7 @@
 //! - [`queue`]: [`Queue`], a handle to enqueue, read and administer one queue.
 //! - [`job`]: [`JobRecord`], a job read back, and [`JobState`].
 //! - [`events`]: the lifecycle and progress events each queue's stream carries.
+//! - [`retention`]: how long finished jobs stay, and the archive they go to first.
 //! - [`worker`]: [`worker::DroverBackend`], the apalis backend, and what handlers see.
 //! - `lua/`: the scripts; every state change is one of them.
 
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod metrics;
 pub mod options;
 pub mod queue;
+pub mod retention;
 mod scripts;
 pub mod worker;
 
@@ -43,3 +45,4 @@ pub use queue::{
     Counts, Enqueued, MinuteStats, MoveOutcome, NewJob, Outcome, Overview, Page, Queue,
     QueueSettings, RemoveOutcome, WorkerInfo,
 };
+pub use retention::{ArchiveMode, ArchiveSink, JobRetention, Retention};

@@ -8,8 +8,10 @@
 //! - [`namespace`]: a unique key namespace, for tests that share the machine's Redis.
 //! - [`eventually`]: wait for a condition with a deadline (never a bare sleep).
 //! - [`procs`]: start Drover's real binaries and stop them by pid.
+//! - [`finish`]: a worker in the test's process that makes finished jobs for real.
 
 mod db;
+pub mod finish;
 pub mod procs;
 mod redis_server;
 mod wait;

@@ -7,11 +7,13 @@
 //! - [`deps`]: what handlers share (database, Redis, queues, data directory).
 //! - [`jobs`]: one module per job kind, and the list that registers them.
 //! - [`metrics_server`]: the process's Prometheus endpoint.
+//! - [`retention`]: the queues' retention, archiving into the database.
 
 pub mod config;
 pub mod deps;
 pub mod jobs;
 pub mod metrics_server;
+pub mod retention;
 
 use std::future::Future;
 
@@ -32,6 +34,13 @@ pub async fn run(
     let metrics = drover_jobs::telemetry::prometheus();
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
     let hub = WakeHub::start(redis.clone(), &config.common.namespace);
+    let stop_retention = tokio_util::sync::CancellationToken::new();
+    let retention_tasks = retention::spawn_all(
+        &config,
+        &queues,
+        &retention::SqlArchive::new(db.clone()),
+        &stop_retention,
+    )?;
     let deps = Deps {
         db,
         redis: redis.clone(),
@@ -56,6 +65,12 @@ pub async fn run(
         })
         .await
         .context("run the workers");
+    // A step in flight finishes (its archive commits and its removal runs) before
+    // the process exits; a killed process leaves at most a batch to re-archive.
+    stop_retention.cancel();
+    for t in retention_tasks {
+        let _ = t.await;
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }

@@ -4,10 +4,12 @@
 //!   them (admin keys; [`job_actions`]).
 //! - [`queues`]: list queues, metrics, pause, resume, clean (admin keys).
 //! - [`workers`]: the live workers (admin keys).
+//! - [`history`]: the archive of finished jobs (submitter keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
 pub mod health;
+pub mod history;
 pub mod job_actions;
 pub mod jobs;
 pub mod lookup;

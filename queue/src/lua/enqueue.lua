@@ -1,9 +1,10 @@
 -- Adds jobs to one queue, in one atomic step.
 --
--- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep
+-- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep, 6 retain
 -- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
---       then 9 fields per job: id, payload, priority, delay_ms, max_attempts,
---       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id
+--       then 10 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id,
+--       retention of its own ('' for the queue's; see retention_select.lua)
 -- Returns: a flat array, two items per job: the job id, then 1 if it was created
 --          or 0 if an earlier job owns the idempotency key (its id is returned).
 local t = redis.call('TIME')
@@ -23,7 +24,7 @@ local runnable = false
 -- Sorted-set members are added in one call per set at the end, not one per job.
 local waiting, delayed = {}, {}
 for i = 0, n - 1 do
-  local o = 5 + i * 9
+  local o = 5 + i * 10
   local id = ARGV[o + 1]
   local ikey = ARGV[o + 7]
   local existing = false
@@ -62,6 +63,11 @@ for i = 0, n - 1 do
     end
     if ARGV[o + 9] ~= '' then
       redis.call('HSET', jk, 'request_id', ARGV[o + 9])
+    end
+    if ARGV[o + 10] ~= '' then
+      -- Retention finds jobs with limits of their own through this index.
+      redis.call('HSET', jk, 'retention', ARGV[o + 10])
+      redis.call('ZADD', KEYS[6], string.format('%d', seq), id)
     end
     redis.call('HSET', jk,
       'payload', ARGV[o + 2], 'state', state, 'priority', pri_s,
