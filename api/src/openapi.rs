@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::routes::aggregates::AggregatesApi;
 use crate::routes::exports::ExportsApi;
+use crate::routes::history::HistoryApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::schedules::SchedulesApi;
@@ -52,6 +53,7 @@ pub type Apis = (
     ExportsApi,
     AggregatesApi,
     SchedulesApi,
+    HistoryApi,
 );
 
 const DESCRIPTION: &str = "\
@@ -86,6 +88,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             ExportsApi,
             AggregatesApi,
             SchedulesApi,
+            HistoryApi,
         ),
         "Drover",
         env!("CARGO_PKG_VERSION"),

@@ -131,6 +131,7 @@ async fn redis_down_answers_503_quickly_and_recovers() {
         started_at: Set(None),
         finished_at: Set(Some(t)),
         archived_at: Set(t),
+        ..Default::default()
     }
     .insert(&api.dbc)
     .await

@@ -444,6 +444,7 @@ async fn archived_jobs_are_read_from_the_database() {
             started_at: Set(Some(t)),
             finished_at: Set(Some(t)),
             archived_at: Set(t + chrono::Duration::days(1)),
+            ..Default::default()
         };
         row.insert(&api.dbc).await.unwrap();
 

@@ -83,6 +83,7 @@ fn every_operation_is_documented_and_secured() {
             "get_sse_status",
             "list_aggregates",
             "list_exports",
+            "list_history",
             "list_jobs",
             "list_queues",
             "list_workers",

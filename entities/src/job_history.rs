@@ -1,4 +1,5 @@
-//! A finished job, archived out of Redis.
+//! A finished job, archived out of Redis by the queue's retention, with everything
+//! `GET /jobs/{id}` shows of it.
 
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
@@ -30,6 +31,15 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     pub archived_at: DateTimeUtc,
+    /// When it was due to run (its last run time).
+    pub run_at: Option<DateTimeUtc>,
+    /// JSON object: backoff, idempotency key, the job's own retention.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub options: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub progress_message: Option<String>,
+    /// The worker that ran its last attempt.
+    pub worker: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_api_keys;
 mod m20261122_000002_create_job_history;
+mod m20261201_000010_extend_job_history;
 mod m20261201_000020_create_exports;
 mod m20261201_000021_create_aggregates;
 mod m20261201_000022_index_job_history_finished;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_api_keys::Migration),
             Box::new(m20261122_000002_create_job_history::Migration),
+            Box::new(m20261201_000010_extend_job_history::Migration),
             Box::new(m20261201_000020_create_exports::Migration),
             Box::new(m20261201_000021_create_aggregates::Migration),
             Box::new(m20261201_000022_index_job_history_finished::Migration),

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::options::Backoff;
+use crate::retention::JobRetention;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,6 +123,8 @@ pub struct JobRecord {
     pub request_id: Option<String>,
     /// The W3C `traceparent` the job was submitted under.
     pub traceparent: Option<String>,
+    /// The job's own retention, if it was given one at submission.
+    pub retention: Option<JobRetention>,
 }
 
 impl JobRecord {
@@ -176,6 +179,7 @@ impl JobRecord {
             idempotency_key: text(&mut f, "idempotency_key"),
             request_id: text(&mut f, "request_id"),
             traceparent: text(&mut f, "traceparent"),
+            retention: f.remove("retention").and_then(|r| JobRetention::decode(&r)),
         })
     }
 }

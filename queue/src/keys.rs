@@ -21,6 +21,10 @@
 //! | `{ns:q}:stats:<minute>` | hash | per-minute counters, with a TTL |
 //! | `{ns:q}:workers` | zset | worker ids, by last heartbeat (ms) |
 //! | `{ns:q}:worker:<id>` | string | a worker's description (JSON), with a TTL |
+//! | `{ns:q}:retain` | zset | ids of jobs with a retention of their own, by enqueue sequence |
+//! | `{ns:q}:retain:lock` | string | the worker enforcing the queue's retention, with a TTL |
+//! | `{ns:q}:retain:head:<state>` | string | retention: score up to which the head of a finished set holds only jobs kept by their own retention |
+//! | `{ns:q}:retain:sweep:<state>` | string | retention: where the sweep of `retain` stopped |
 //!
 //! Wake-up notices go out on the pub/sub channel `<ns>:wake` (the message is the queue name).
 
@@ -55,6 +59,10 @@ pub struct Keys {
     pub paused: String,
     pub sleep: String,
     pub workers: String,
+    /// Jobs with a retention of their own (see [`crate::retention`]).
+    pub retain: String,
+    /// Held by the one worker that enforces the queue's retention.
+    pub retain_lock: String,
     /// The pub/sub channel workers of this namespace listen on.
     pub wake_channel: String,
 }
@@ -77,6 +85,8 @@ impl Keys {
             paused: k("paused"),
             sleep: k("sleep"),
             workers: k("workers"),
+            retain: k("retain"),
+            retain_lock: k("retain:lock"),
             wake_channel: wake_channel(ns),
             prefix,
         })
@@ -98,6 +108,18 @@ impl Keys {
     #[must_use]
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}idem:{key}", self.prefix)
+    }
+
+    /// Retention's cursor over the head of the finished set of `state`.
+    #[must_use]
+    pub fn retain_head(&self, state: &str) -> String {
+        format!("{}retain:head:{state}", self.prefix)
+    }
+
+    /// Retention's cursor over the jobs with a retention of their own, for `state`.
+    #[must_use]
+    pub fn retain_sweep(&self, state: &str) -> String {
+        format!("{}retain:sweep:{state}", self.prefix)
     }
 
     /// The description of worker `id`.
@@ -180,6 +202,10 @@ mod tests {
             keys.stats(29_000_000),
             keys.idempotency("order-42"),
             keys.worker("w-1"),
+            keys.retain.clone(),
+            keys.retain_lock.clone(),
+            keys.retain_head("completed"),
+            keys.retain_sweep("failed"),
         ];
         for key in &all {
             assert!(

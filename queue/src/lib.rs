@@ -24,6 +24,7 @@
 //! - [`job`]: [`JobRecord`], a job read back, and [`JobState`].
 //! - [`events`]: the lifecycle and progress events each queue's stream carries.
 //! - [`reconnect`]: the one backoff of every loop that outlives a Redis outage.
+//! - [`retention`]: how long finished jobs stay, and the archive they go to first.
 //! - [`worker`]: [`worker::DroverBackend`], the apalis backend, and what handlers see.
 //! - `lua/`: the scripts; every state change is one of them.
 
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod options;
 pub mod queue;
 pub mod reconnect;
+pub mod retention;
 mod scripts;
 pub mod trace;
 pub mod worker;
@@ -50,3 +52,4 @@ pub use queue::{
     Counts, Enqueued, HistoryStart, MinuteStats, MoveOutcome, NewJob, Outcome, Overview, Page,
     Queue, QueueSettings, RemoveOutcome, WorkerInfo,
 };
+pub use retention::{ArchiveMode, ArchiveSink, JobRetention, Retention};

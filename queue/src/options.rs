@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{QueueError, Result};
+use crate::retention::JobRetention;
 
 /// Highest priority; 0 is the lowest and the default.
 pub const MAX_PRIORITY: u16 = 1000;
@@ -192,6 +193,8 @@ pub struct JobOptions {
     pub idempotency_key: Option<String>,
     /// How long the key is remembered (default 24 h).
     pub idempotency_ttl: Option<Duration>,
+    /// How long the job stays in Redis once finished (default: the queue's retention).
+    pub retention: Option<JobRetention>,
 }
 
 impl JobOptions {
@@ -226,6 +229,9 @@ impl JobOptions {
             && (t.is_zero() || t > MAX_IDEMPOTENCY_TTL)
         {
             return invalid("idempotency ttl must be between 1 ms and 30 days");
+        }
+        if let Some(r) = &self.retention {
+            r.validate()?;
         }
         Ok(())
     }

@@ -370,6 +370,12 @@ impl Queue {
         &self.inner.redis
     }
 
+    /// The settings shared by every handle on the queue.
+    #[must_use]
+    pub fn settings(&self) -> &QueueSettings {
+        &self.inner.settings
+    }
+
     fn stats_ttl_s(&self) -> u64 {
         self.inner.settings.stats_window.as_secs().max(60)
     }
@@ -398,6 +404,7 @@ impl Queue {
                 .key(&k.events)
                 .key(&k.seq)
                 .key(&k.sleep)
+                .key(&k.retain)
                 .arg(&k.prefix)
                 .arg(self.inner.settings.events_maxlen)
                 .arg(&k.wake_channel)
@@ -420,7 +427,13 @@ impl Queue {
                     .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
                     .arg(job.request_id.as_deref().unwrap_or(""))
                     .arg(job.traceparent.as_deref().unwrap_or(""))
-                    .arg(payload_hash(&job.payload));
+                    .arg(payload_hash(&job.payload))
+                    .arg(
+                        o.retention
+                            .filter(|r| !r.is_empty())
+                            .map(|r| r.encode())
+                            .unwrap_or_default(),
+                    );
             }
             let reply: Vec<Value> = self.inner.redis.invoke(&inv).await?;
             for pair in reply.chunks(2) {

@@ -30,3 +30,5 @@ script!(PAGE, "page.lua");
 script!(OVERVIEW, "overview.lua");
 script!(HEARTBEAT, "heartbeat.lua");
 script!(WORKERS, "workers.lua");
+script!(RETENTION_SELECT, "retention_select.lua");
+script!(RETENTION_REMOVE, "retention_remove.lua");

@@ -11,8 +11,10 @@
 //! - [`otlp`]: an OTLP/HTTP receiver that keeps the spans processes export.
 //! - [`Proxy`]: a TCP proxy that can pause, cut connections, lose a reply or go slow,
 //!   for partition tests.
+//! - [`finish`]: a worker in the test's process that makes finished jobs for real.
 
 mod db;
+pub mod finish;
 pub mod otlp;
 pub mod procs;
 pub mod proxy;

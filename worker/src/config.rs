@@ -14,6 +14,14 @@
 //! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
 //! | `DROVER_EXPORT_TTL_HOURS` | `168` | an export file expires (the cleanup job deletes it) this long after it was made |
+//! | `DROVER_RETENTION` | `true` | enforce the served queues' retention (archive, then remove finished jobs) |
+//! | `DROVER_RETENTION_COMPLETED_AGE_S` | `3600` | completed jobs leave Redis this long after they finished (`n` for all queues and/or `queue=n,…`) |
+//! | `DROVER_RETENTION_COMPLETED_COUNT` | `10000` | … or once this many completed jobs are newer |
+//! | `DROVER_RETENTION_FAILED_AGE_S` | `604800` | failed jobs: the same, seven days |
+//! | `DROVER_RETENTION_FAILED_COUNT` | `100000` | failed jobs: the same count |
+//! | `DROVER_ARCHIVE` | `all` | what is archived to `job_history` first: `all`, `failed` or `none` (per queue too) |
+//! | `DROVER_RETENTION_INTERVAL_MS` | `1000` | pause after a retention pass that found less than a full batch |
+//! | `DROVER_RETENTION_BATCH` | `1000` | jobs archived and removed per step (one transaction, two scripts) |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +30,7 @@ use std::time::Duration;
 use drover_jobs::QueueName;
 use drover_jobs::config::CommonConfig;
 use drover_jobs::env::{ConfigError, Env};
+use drover_queue::retention::{ArchiveMode, EnforcerOptions, Limits, Retention};
 use drover_queue::worker::WorkerOptions;
 
 /// The worker's settings.
@@ -34,6 +43,136 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// How long export files are kept.
     pub export_ttl: Duration,
+    pub retention: RetentionConfig,
+}
+
+/// The retention of each queue, and how the enforcers pace themselves.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Off: finished jobs stay in Redis (until an admin cleans them).
+    pub enabled: bool,
+    /// Every queue's retention (queues not listed get [`Retention::default`]).
+    pub queues: BTreeMap<QueueName, Retention>,
+    pub enforcer: EnforcerOptions,
+}
+
+impl RetentionConfig {
+    /// The retention of queue `q`.
+    #[must_use]
+    pub fn of(&self, q: QueueName) -> Retention {
+        self.queues.get(&q).copied().unwrap_or_default()
+    }
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Retention::default();
+        let count = |s: &str| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= drover_queue::retention::MAX_COUNT)
+        };
+        let age = |s: &str| {
+            s.parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .filter(|a| *a <= drover_queue::retention::MAX_AGE)
+        };
+        let c_age = per_queue(
+            env,
+            "DROVER_RETENTION_COMPLETED_AGE_S",
+            "seconds, at most 315360000",
+            age,
+        )?;
+        let c_count = per_queue(
+            env,
+            "DROVER_RETENTION_COMPLETED_COUNT",
+            "a count, at most 100000000",
+            count,
+        )?;
+        let f_age = per_queue(
+            env,
+            "DROVER_RETENTION_FAILED_AGE_S",
+            "seconds, at most 315360000",
+            age,
+        )?;
+        let f_count = per_queue(
+            env,
+            "DROVER_RETENTION_FAILED_COUNT",
+            "a count, at most 100000000",
+            count,
+        )?;
+        let archive = per_queue(env, "DROVER_ARCHIVE", "all, failed or none", |s: &str| {
+            s.parse::<ArchiveMode>().ok()
+        })?;
+        let queues = QueueName::ALL
+            .into_iter()
+            .map(|q| {
+                let r = Retention {
+                    completed: Limits {
+                        max_age: pick(&c_age, q, d.completed.max_age),
+                        max_count: pick(&c_count, q, d.completed.max_count),
+                    },
+                    failed: Limits {
+                        max_age: pick(&f_age, q, d.failed.max_age),
+                        max_count: pick(&f_count, q, d.failed.max_count),
+                    },
+                    archive: pick(&archive, q, d.archive),
+                };
+                (q, r)
+            })
+            .collect();
+        let enforcer = EnforcerOptions {
+            interval: env.millis(
+                "DROVER_RETENTION_INTERVAL_MS",
+                Duration::from_secs(1),
+                10..=600_000,
+            )?,
+            batch: env.number("DROVER_RETENTION_BATCH", 1000, 1..=5000)? as usize,
+            ..EnforcerOptions::default()
+        };
+        Ok(Self {
+            enabled: env.bool("DROVER_RETENTION", true)?,
+            queues,
+            enforcer,
+        })
+    }
+}
+
+/// The value for queue `q`: its own, else the one for every queue, else `default`.
+fn pick<T: Copy>(m: &BTreeMap<Option<QueueName>, T>, q: QueueName, default: T) -> T {
+    m.get(&Some(q)).or(m.get(&None)).copied().unwrap_or(default)
+}
+
+/// `v` for every queue and/or `queue=v,…`, each `v` read by `parse` (which says what
+/// it expects as `what`); key `None` is the value for every queue.
+fn per_queue<T>(
+    env: &Env,
+    var: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<BTreeMap<Option<QueueName>, T>, ConfigError> {
+    let mut m = BTreeMap::new();
+    let Some(spec) = env.get(var) else {
+        return Ok(m);
+    };
+    let value = |s: &str| {
+        parse(s.trim())
+            .ok_or_else(|| ConfigError::new(var, format!("invalid value {s:?}: expected {what}")))
+    };
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('=') {
+            None => {
+                m.insert(None, value(item)?);
+            }
+            Some((q, v)) => {
+                let q = q
+                    .trim()
+                    .parse::<QueueName>()
+                    .map_err(|e| ConfigError::new(var, e.to_string()))?;
+                m.insert(Some(q), value(v)?);
+            }
+        }
+    }
+    Ok(m)
 }
 
 /// Concurrency per queue when `DROVER_WORKER_CONCURRENCY` is not set.
@@ -125,6 +264,7 @@ impl WorkerConfig {
             export_ttl: Duration::from_secs(
                 3600 * env.number("DROVER_EXPORT_TTL_HOURS", 7 * 24, 1..=24 * 366)?,
             ),
+            retention: RetentionConfig::from_env(env)?,
         })
     }
 }
@@ -195,6 +335,33 @@ mod tests {
     }
 
     #[test]
+    fn retention_defaults_and_per_queue_values() {
+        let c = WorkerConfig::from_env(&Env::default()).unwrap();
+        assert!(c.retention.enabled);
+        assert_eq!(c.retention.of(QueueName::Export), Retention::default());
+        let env = Env::from_pairs([
+            ("DROVER_RETENTION_COMPLETED_AGE_S", "60,export=7200"),
+            ("DROVER_RETENTION_FAILED_COUNT", "cleanup=5"),
+            ("DROVER_ARCHIVE", "failed,analysis=none"),
+            ("DROVER_RETENTION_BATCH", "250"),
+        ]);
+        let r = WorkerConfig::from_env(&env).unwrap().retention;
+        assert_eq!(
+            r.of(QueueName::Export).completed.max_age,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            r.of(QueueName::Cleanup).completed.max_age,
+            Duration::from_secs(60)
+        );
+        assert_eq!(r.of(QueueName::Cleanup).failed.max_count, 5);
+        assert_eq!(r.of(QueueName::Export).failed.max_count, 100_000);
+        assert_eq!(r.of(QueueName::Export).archive, ArchiveMode::Failed);
+        assert_eq!(r.of(QueueName::Analysis).archive, ArchiveMode::None);
+        assert_eq!(r.enforcer.batch, 250);
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (var, value) in [
             ("DROVER_WORKER_QUEUES", "export,mail"),
@@ -202,6 +369,12 @@ mod tests {
             ("DROVER_LEASE_MS", "10"),
             ("DROVER_WORKER_METRICS_ADDR", "nowhere"),
             ("DROVER_EXPORT_TTL_HOURS", "0"),
+            ("DROVER_RETENTION_COMPLETED_AGE_S", "an hour"),
+            ("DROVER_RETENTION_FAILED_COUNT", "mail=5"),
+            ("DROVER_RETENTION_COMPLETED_COUNT", "999999999999"),
+            ("DROVER_ARCHIVE", "some"),
+            ("DROVER_RETENTION_BATCH", "0"),
+            ("DROVER_RETENTION", "maybe"),
         ] {
             let e = WorkerConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{e}");

@@ -9,6 +9,7 @@
 //!   only unpacks its job and calls the work of its kind:
 //! - [`export`], [`aggregation`], [`cleanup`]: that work, as plain code over a database
 //!   connection, a Redis handle and the data directory.
+//! - [`retention`]: the queues' retention, archiving into the database.
 
 pub mod aggregation;
 pub mod cleanup;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod deps;
 pub mod export;
 pub mod jobs;
+pub mod retention;
 
 use std::future::Future;
 
@@ -36,6 +38,13 @@ pub async fn run(
     let metrics = drover_jobs::telemetry::prometheus();
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
     let hub = WakeHub::start(redis.clone(), &config.common.namespace);
+    let stop_retention = tokio_util::sync::CancellationToken::new();
+    let retention_tasks = retention::spawn_all(
+        &config,
+        &queues,
+        &retention::SqlArchive::new(db.clone()),
+        &stop_retention,
+    )?;
     let deps = Deps {
         db,
         redis: redis.clone(),
@@ -71,6 +80,12 @@ pub async fn run(
         })
         .await
         .context("run the workers");
+    // A step in flight finishes (its archive commits and its removal runs) before
+    // the process exits; a killed process leaves at most a batch to re-archive.
+    stop_retention.cancel();
+    for t in retention_tasks {
+        let _ = t.await;
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }

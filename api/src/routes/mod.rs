@@ -7,12 +7,14 @@
 //! - [`exports`]: export files, listed, read and downloaded (submitter keys).
 //! - [`aggregates`]: hourly and daily aggregates (submitter keys).
 //! - [`schedules`]: cron schedules (read: any key; write and trigger: admin keys).
+//! - [`history`]: the archive of finished jobs (submitter keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
 pub mod aggregates;
 pub mod exports;
 pub mod health;
+pub mod history;
 pub mod job_actions;
 pub mod jobs;
 pub mod lookup;

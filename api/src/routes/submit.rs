@@ -12,6 +12,7 @@ use drover_queue::options::{
     BACKOFF_FACTOR_RANGE, MAX_ATTEMPTS, MAX_BACKOFF_DELAY_MS, MAX_BACKOFF_MAX_DELAY_MS, MAX_DELAY,
     MAX_PRIORITY, default_factor, default_max_delay_ms,
 };
+use drover_queue::retention::{self, JobRetention, LimitsOverride};
 use drover_queue::{Backoff, BackoffKind, JobOptions};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
@@ -84,6 +85,67 @@ pub struct JobOptionsBody {
     pub max_attempts: Option<u32>,
     /// Retry delays (default: the queue's).
     pub backoff: Option<BackoffBody>,
+    /// How long the job stays in Redis once finished (default: the queue's retention).
+    pub retention: Option<JobRetentionBody>,
+}
+
+/// How long a finished job stays in Redis before it is archived and removed, whichever
+/// limit comes first; each one omitted takes the queue's.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "RetentionLimits")]
+#[serde(deny_unknown_fields)]
+pub struct RetentionLimitsBody {
+    /// Kept at most this many ms after it finished (at most ten years; 0: leaves at once).
+    #[oai(validator(minimum(value = "0"), maximum(value = "315360000000")))]
+    pub max_age_ms: Option<u64>,
+    /// Kept while fewer than this many jobs of its state finished after it (at most 100000000).
+    #[oai(validator(minimum(value = "0"), maximum(value = "100000000")))]
+    pub max_count: Option<u64>,
+}
+
+/// A job's own retention, per finished state.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "JobRetention")]
+#[serde(deny_unknown_fields)]
+pub struct JobRetentionBody {
+    /// Once completed.
+    pub completed: Option<RetentionLimitsBody>,
+    /// Once failed for good.
+    pub failed: Option<RetentionLimitsBody>,
+}
+
+impl JobRetentionBody {
+    fn to_retention(&self) -> Result<JobRetention, ApiError> {
+        let limits = |l: &Option<RetentionLimitsBody>, state: &str| {
+            let Some(l) = l else {
+                return Ok(LimitsOverride::default());
+            };
+            if let Some(a) = l.max_age_ms
+                && u128::from(a) > retention::MAX_AGE.as_millis()
+            {
+                return Err(ApiError::validation(
+                    &format!("options.retention.{state}.max_age_ms"),
+                    "must be at most 315360000000 (ten years)",
+                ));
+            }
+            if let Some(c) = l.max_count
+                && c > retention::MAX_COUNT
+            {
+                return Err(ApiError::validation(
+                    &format!("options.retention.{state}.max_count"),
+                    "must be at most 100000000",
+                ));
+            }
+            Ok(LimitsOverride {
+                max_age_ms: l.max_age_ms,
+                max_count: l.max_count,
+            })
+        };
+        Ok(JobRetention {
+            completed: limits(&self.completed, "completed")?,
+            failed: limits(&self.failed, "failed")?,
+        })
+    }
 }
 
 /// A job to submit.
@@ -228,6 +290,10 @@ impl JobOptionsBody {
             backoff,
             idempotency_key: None,
             idempotency_ttl: None,
+            retention: match &self.retention {
+                None => None,
+                Some(r) => Some(r.to_retention()?).filter(|r| !r.is_empty()),
+            },
         };
         // The queue checks again; the checks above name the field more precisely.
         opts.validate()
@@ -296,6 +362,19 @@ mod tests {
                 r#"{"backoff": {"type": "fixed", "delay_ms": 10, "factor": 0.5}}"#,
                 "options.backoff.factor",
             ),
+            (
+                r#"{"retention": {"completed": {"max_age_ms": 999999999999999}}}"#,
+                "options.retention.completed.max_age_ms",
+            ),
+            (
+                r#"{"retention": {"failed": {"max_count": 100000001}}}"#,
+                "options.retention.failed.max_count",
+            ),
+            (
+                r#"{"retention": {"failed": {"max_count": -1}}}"#,
+                "options.retention.failed.max_count",
+            ),
+            (r#"{"retention": {"done": {}}}"#, "options.retention.done"),
         ] {
             assert_eq!(
                 field_of(&format!("{{{p}, \"options\": {options}}}")),
@@ -341,5 +420,12 @@ mod tests {
         let r: AddJobRequest = parse(br#"{"payload": {}}"#).unwrap();
         assert!(!r.options.is_delayed());
         assert_eq!(r.options.to_options().unwrap(), JobOptions::default());
+        let r: AddJobRequest = parse(
+            br#"{"payload": {}, "options": {"retention": {"completed": {"max_age_ms": 0}}}}"#,
+        )
+        .unwrap();
+        let ret = r.options.to_options().unwrap().retention.unwrap();
+        assert_eq!(ret.completed.max_age_ms, Some(0));
+        assert_eq!(ret.failed, LimitsOverride::default());
     }
 }

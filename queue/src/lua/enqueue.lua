@@ -1,10 +1,11 @@
 -- Adds jobs to one queue, in one atomic step.
 --
--- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep
+-- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep, 6 retain
 -- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
---       then 11 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       then 12 fields per job: id, payload, priority, delay_ms, max_attempts,
 --       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id,
---       traceparent ('' for none), payload hash
+--       traceparent ('' for none), payload hash, retention of its own ('' for the
+--       queue's; see retention_select.lua)
 -- Returns: a flat array, two items per job: the job id, then 1 if it was created,
 --          0 if an earlier job owns the idempotency key (its id is returned), or 2 if
 --          that earlier job had another payload (a claim is `<id> <payload hash>`).
@@ -25,7 +26,7 @@ local runnable = false
 -- Sorted-set members are added in one call per set at the end, not one per job.
 local waiting, delayed = {}, {}
 for i = 0, n - 1 do
-  local o = 5 + i * 11
+  local o = 5 + i * 12
   local id = ARGV[o + 1]
   local ikey = ARGV[o + 7]
   local existing = false
@@ -68,6 +69,11 @@ for i = 0, n - 1 do
     end
     if ARGV[o + 10] ~= '' then
       redis.call('HSET', jk, 'traceparent', ARGV[o + 10])
+    end
+    if ARGV[o + 12] ~= '' then
+      -- Retention finds jobs with limits of their own through this index.
+      redis.call('HSET', jk, 'retention', ARGV[o + 12])
+      redis.call('ZADD', KEYS[6], string.format('%d', seq), id)
     end
     redis.call('HSET', jk,
       'payload', ARGV[o + 2], 'state', state, 'priority', pri_s,
