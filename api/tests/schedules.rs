@@ -266,3 +266,114 @@ async fn a_trigger_enqueues_a_job_recorded_as_a_manual_fire() {
         assert_eq!(cleanup["last_fire"]["manual"], true);
     }
 }
+
+#[tokio::test]
+async fn no_idempotency_key_reaches_a_fire_and_a_reused_key_is_a_conflict() {
+    use chrono::{DurationRound, Timelike, Utc};
+    let api = TestApi::start().await;
+    let at = (Utc::now() + chrono::Duration::seconds(3))
+        .duration_trunc(chrono::Duration::seconds(1))
+        .unwrap();
+    let cron = format!(
+        "{} {} {} {} {} *",
+        at.second(),
+        at.minute(),
+        at.hour(),
+        at.format("%-d"),
+        at.format("%-m")
+    );
+    let mut body = nightly();
+    body["name"] = json!("hijack-me");
+    body["cron"] = json!(cron);
+    body["timezone"] = json!("UTC");
+    body["queue"] = json!("cleanup");
+    body["payload"] = json!({"dry_run": true});
+    assert_eq!(api.post("/api/v1/schedules", ADMIN, body).await.status, 201);
+    // A client sends the fire's own key (and its old form) before the fire.
+    let internal =
+        drover_scheduler::fire::idempotency_key("hijack-me", &at.timestamp_millis().to_string());
+    let send = |key: String, queue: &'static str, payload: Value| {
+        api.req(
+            reqwest::Method::POST,
+            &format!("/api/v1/queues/{queue}/jobs"),
+            SUBMITTER,
+        )
+        .header("Idempotency-Key", key)
+        .json(&json!({ "payload": payload }))
+        .send()
+    };
+    let mut client_jobs = Vec::new();
+    for key in [
+        internal.clone(),
+        format!("schedule:hijack-me:{}", at.timestamp()),
+    ] {
+        let r = Reply::of(send(key, "cleanup", json!({})).await.unwrap()).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        client_jobs.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    // A scheduler fires it.
+    let env = drover_jobs::env::Env::from_pairs(vec![
+        ("REDIS_URL".to_owned(), drover_tests::shared_redis_url()),
+        ("DROVER_REDIS_NAMESPACE".to_owned(), api.namespace.clone()),
+        (
+            "DATABASE_URL".to_owned(),
+            api.config.common.database_url.clone(),
+        ),
+        ("DROVER_SCHEDULER_TICK_MS".to_owned(), "100".to_owned()),
+        ("DROVER_SCHEDULER_LOCK_TTL_MS".to_owned(), "1000".to_owned()),
+        ("DROVER_SCHEDULER_METRICS_ADDR".to_owned(), "off".to_owned()),
+    ]);
+    let config = drover_scheduler::config::SchedulerConfig::from_env(&env).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(drover_scheduler::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let fire = drover_tests::eventually_async(common::T, "the fire", || async {
+        drover_scheduler::store::recent(&api.dbc, "hijack-me", 1)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|f| f.status == "enqueued")
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let fire_job = fire.job_id.unwrap();
+    assert!(
+        !client_jobs.contains(&fire_job),
+        "a client owns the fire's job"
+    );
+    let job = api
+        .queue(QueueName::Cleanup)
+        .get(&fire_job)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.payload, json!({"dry_run": true}));
+    // After the fire, the key still names the client's own job, never the fire's.
+    let r = Reply::of(send(internal.clone(), "cleanup", json!({})).await.unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["id"], json!(client_jobs[0]));
+    // The same key with another payload, or on another queue: a conflict naming the job.
+    let r = Reply::of(
+        send(internal.clone(), "cleanup", json!({"dry_run": true}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(409, "idempotency_key_reused");
+    assert_eq!(r.body["error"]["details"]["job_id"], json!(client_jobs[0]));
+    let r = Reply::of(
+        send(
+            internal,
+            "aggregation",
+            json!({"granularity": "hour", "bucket_start": "2026-01-01T00:00:00Z"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    r.assert_error(409, "idempotency_key_reused");
+    assert_eq!(r.body["error"]["details"]["job_id"], json!(client_jobs[0]));
+    assert_eq!(api.total_jobs().await, 3);
+}
