@@ -16,6 +16,8 @@ use std::collections::BTreeSet;
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
+use crate::routes::analysis::AnalysisApi;
+use crate::routes::datasets::DatasetsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::sse::SseApi;
@@ -32,10 +34,19 @@ pub enum ApiTags {
     Workers,
     /// Following jobs and queues live, as Server-Sent Events.
     Events,
+    /// Uploaded CSV datasets and their sentiment analyses.
+    Datasets,
 }
 
 /// The API's operations, as one service.
-pub type Apis = (JobsApi, QueuesApi, WorkersApi, SseApi);
+pub type Apis = (
+    JobsApi,
+    QueuesApi,
+    WorkersApi,
+    SseApi,
+    DatasetsApi,
+    AnalysisApi,
+);
 
 const DESCRIPTION: &str = "\
 Durable job queues: submit export, analysis, aggregation and cleanup jobs, follow their \
@@ -61,7 +72,14 @@ sane one); a submitted job keeps it as `request_id`.";
 #[must_use]
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (JobsApi, QueuesApi, WorkersApi, SseApi),
+        (
+            JobsApi,
+            QueuesApi,
+            WorkersApi,
+            SseApi,
+            DatasetsApi,
+            AnalysisApi,
+        ),
         "Drover",
         env!("CARGO_PKG_VERSION"),
     )

@@ -13,6 +13,8 @@
 //! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
 //! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
+//! | `DROVER_ANALYSIS_CHECKPOINT_ROWS` | `200000` | an analysis checkpoints after this many rows… |
+//! | `DROVER_ANALYSIS_CHECKPOINT_MS` | `5000` | …or this much time, whichever comes first |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct WorkerConfig {
     pub queues: BTreeMap<QueueName, WorkerOptions>,
     pub shutdown_timeout: Duration,
     pub metrics_addr: Option<SocketAddr>,
+    /// How often analyses checkpoint and report progress.
+    pub analysis: drover_analysis::job::RunConfig,
 }
 
 /// Concurrency per queue when `DROVER_WORKER_CONCURRENCY` is not set.
@@ -119,6 +123,19 @@ impl WorkerConfig {
                 0..=3_600_000,
             )?,
             metrics_addr,
+            analysis: drover_analysis::job::RunConfig {
+                checkpoint_rows: env.number(
+                    "DROVER_ANALYSIS_CHECKPOINT_ROWS",
+                    200_000,
+                    1..=1_000_000_000,
+                )?,
+                checkpoint_every: env.millis(
+                    "DROVER_ANALYSIS_CHECKPOINT_MS",
+                    Duration::from_secs(5),
+                    10..=3_600_000,
+                )?,
+                progress_every: Duration::from_secs(1),
+            },
         })
     }
 }

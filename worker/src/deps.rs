@@ -14,4 +14,6 @@ pub struct Deps {
     pub queues: Queues,
     /// Where files (exports, uploads) live.
     pub data_dir: PathBuf,
+    /// How analyses checkpoint and report.
+    pub analysis: drover_analysis::job::RunConfig,
 }

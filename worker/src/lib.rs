@@ -37,6 +37,7 @@ pub async fn run(
         redis: redis.clone(),
         queues: queues.clone(),
         data_dir: config.common.data_dir.clone(),
+        analysis: config.analysis,
     };
     let metrics_task = match config.metrics_addr {
         Some(addr) => Some(metrics_server::spawn(addr, metrics).await?),

@@ -113,6 +113,11 @@ impl JobsApi {
             };
             ApiError::validation(&field, e.message)
         })?;
+        let analysis = if name == drover_jobs::QueueName::Analysis {
+            Some(super::analysis::check_payload(&state, &payload).await?)
+        } else {
+            None
+        };
         let mut options = body.options.to_options()?;
         if let Some(key) = idempotency_key.0 {
             if key.is_empty()
@@ -132,6 +137,11 @@ impl JobsApi {
         let e = state.queues().get(name).enqueue(job).await?;
         metrics::counter!(drover_queue::metrics::ENQUEUED, "queue" => name.as_str())
             .increment(u64::from(e.created));
+        if let Some(p) = &analysis
+            && e.created
+        {
+            super::analysis::record_submitted(&state, &e.id, p).await?;
+        }
         // A replayed key names the first job; if that job was deleted (or cleaned) since,
         // there is nothing to return, and nothing was created: say so.
         if !e.created && find_in_queue(&state, name, &e.id).await?.is_none() {

@@ -4,9 +4,12 @@
 //!   them (admin keys; [`job_actions`]).
 //! - [`queues`]: list queues, metrics, pause, resume, clean (admin keys).
 //! - [`workers`]: the live workers (admin keys).
+//! - [`datasets`], [`analysis`]: uploaded datasets and their analyses (submitter keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
+pub mod analysis;
+pub mod datasets;
 pub mod health;
 pub mod job_actions;
 pub mod jobs;
