@@ -314,7 +314,7 @@ impl AnalysisApi {
             .map_err(|e| ApiError::validation(&e.field, e.message))?;
         let p = check_payload(&state, &payload)
             .await
-            .map_err(|e| rename_field(e))?;
+            .map_err(rename_field)?;
         let ds = store::get_dataset(state.db(), &p.dataset_id)
             .await?
             .ok_or_else(|| ApiError::validation("dataset_id", "no such dataset"))?;
