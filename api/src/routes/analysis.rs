@@ -150,6 +150,7 @@ pub struct EstimateView {
 
 #[derive(ApiResponse)]
 enum GetResponse {
+    /// The analysis.
     #[oai(status = 200)]
     Ok(Json<AnalysisView>),
 }
@@ -167,6 +168,7 @@ enum ResultsResponse {
 
 #[derive(ApiResponse)]
 enum EstimateResponse {
+    /// The estimate.
     #[oai(status = 200)]
     Ok(Json<EstimateView>),
 }
