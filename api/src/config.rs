@@ -15,6 +15,8 @@
 //! | `DROVER_API_BURST_SUBMITTER` | twice the rate | requests a submitter key may make at once after a quiet spell |
 //! | `DROVER_API_RATE_ADMIN` | `100` | requests per second each admin key may make, on average (0: no limit) |
 //! | `DROVER_API_BURST_ADMIN` | twice the rate | requests an admin key may make at once after a quiet spell |
+//! | `DROVER_DATASET_MAX_BYTES` | `10737418240` (10 GiB) | largest dataset upload; past it the upload answers 413 (the JSON body limit does not apply to uploads) |
+//! | `DROVER_DATASET_CHUNK_BYTES` | `67108864` (64 MiB) | an upload records a record-aligned offset about every this many bytes |
 //!
 //! Server-Sent Events have their own settings: see [`SseConfig`].
 
@@ -82,6 +84,10 @@ pub struct ApiConfig {
     pub rate_submitter: RateLimit,
     pub rate_admin: RateLimit,
     pub sse: SseConfig,
+    /// Largest dataset upload, in bytes.
+    pub dataset_max_bytes: u64,
+    /// Bytes between two recorded offsets of a dataset.
+    pub dataset_chunk_bytes: u64,
 }
 
 /// Default requests per second per key.
@@ -144,6 +150,16 @@ impl ApiConfig {
             rate_submitter: rate_limit(env, "SUBMITTER")?,
             rate_admin: rate_limit(env, "ADMIN")?,
             sse,
+            dataset_max_bytes: env.number(
+                "DROVER_DATASET_MAX_BYTES",
+                10 * 1024 * 1024 * 1024,
+                1..=u64::MAX / 2,
+            )?,
+            dataset_chunk_bytes: env.number(
+                "DROVER_DATASET_CHUNK_BYTES",
+                64 * 1024 * 1024,
+                1024..=u64::MAX / 2,
+            )?,
         })
     }
 }

@@ -134,6 +134,10 @@ impl ApiError {
         Self::Forbidden(body("forbidden", message, None))
     }
 
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::PayloadTooLarge(body("payload_too_large", message, None))
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(body("not_found", message, None))
     }

@@ -9,6 +9,7 @@
 //! - [`payload`]: JSON bodies whose errors name the field at fault.
 //! - [`middleware`]: request ids, request logs, HTTP metrics and the body limit.
 //! - [`routes`]: the operations, one module per resource.
+//! - [`upload`]: dataset uploads streamed to disk and profiled on the way.
 //! - [`relay`]: the event relay behind the Server-Sent Events routes.
 //! - [`openapi`]: the OpenAPI service that gathers them, and the served document.
 
@@ -22,6 +23,7 @@ pub mod payload;
 pub mod relay;
 pub mod routes;
 pub mod state;
+pub mod upload;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -175,6 +175,9 @@ fn status_label(status: u16) -> metrics::SharedString {
 /// chunk), and nothing past the limit is read.
 pub struct BodyLimit(pub usize);
 
+/// The upload route, which enforces its own limit on the bytes it reads.
+pub const DATASET_UPLOAD_PATH: &str = "/api/v1/datasets";
+
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
@@ -204,6 +207,10 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        // Dataset uploads stream to disk under their own limit (DROVER_DATASET_MAX_BYTES).
+        if req.method() == poem::http::Method::POST && req.uri().path() == DATASET_UPLOAD_PATH {
+            return self.inner.call(req).await;
+        }
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -19,6 +19,8 @@ use serde_json::Value;
 use crate::routes::aggregates::AggregatesApi;
 use crate::routes::exports::ExportsApi;
 use crate::routes::history::HistoryApi;
+use crate::routes::analysis::AnalysisApi;
+use crate::routes::datasets::DatasetsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::schedules::SchedulesApi;
@@ -42,6 +44,8 @@ pub enum ApiTags {
     Aggregates,
     /// Cron schedules that enqueue jobs.
     Schedules,
+    /// Uploaded CSV datasets and their sentiment analyses.
+    Datasets,
 }
 
 /// The API's operations, as one service.
@@ -54,6 +58,8 @@ pub type Apis = (
     AggregatesApi,
     SchedulesApi,
     HistoryApi,
+    DatasetsApi,
+    AnalysisApi,
 );
 
 const DESCRIPTION: &str = "\
@@ -89,6 +95,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             AggregatesApi,
             SchedulesApi,
             HistoryApi,
+            DatasetsApi,
+            AnalysisApi,
         ),
         "Drover",
         env!("CARGO_PKG_VERSION"),

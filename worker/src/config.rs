@@ -22,6 +22,8 @@
 //! | `DROVER_ARCHIVE` | `all` | what is archived to `job_history` first: `all`, `failed` or `none` (per queue too) |
 //! | `DROVER_RETENTION_INTERVAL_MS` | `1000` | pause after a retention pass that found less than a full batch |
 //! | `DROVER_RETENTION_BATCH` | `1000` | jobs archived and removed per step (one transaction, two scripts) |
+//! | `DROVER_ANALYSIS_CHECKPOINT_ROWS` | `200000` | an analysis checkpoints after this many rows… |
+//! | `DROVER_ANALYSIS_CHECKPOINT_MS` | `5000` | …or this much time, whichever comes first |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ pub struct WorkerConfig {
     /// How long export files are kept.
     pub export_ttl: Duration,
     pub retention: RetentionConfig,
+    /// How often analyses checkpoint and report progress.
+    pub analysis: drover_analysis::job::RunConfig,
 }
 
 /// The retention of each queue, and how the enforcers pace themselves.
@@ -265,6 +269,19 @@ impl WorkerConfig {
                 3600 * env.number("DROVER_EXPORT_TTL_HOURS", 7 * 24, 1..=24 * 366)?,
             ),
             retention: RetentionConfig::from_env(env)?,
+            analysis: drover_analysis::job::RunConfig {
+                checkpoint_rows: env.number(
+                    "DROVER_ANALYSIS_CHECKPOINT_ROWS",
+                    200_000,
+                    1..=1_000_000_000,
+                )?,
+                checkpoint_every: env.millis(
+                    "DROVER_ANALYSIS_CHECKPOINT_MS",
+                    Duration::from_secs(5),
+                    10..=3_600_000,
+                )?,
+                progress_every: Duration::from_secs(1),
+            },
         })
     }
 }

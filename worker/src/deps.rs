@@ -30,4 +30,6 @@ impl Deps {
     pub fn queue_list(&self) -> Vec<drover_queue::Queue> {
         self.queues.all().map(|(_, q)| q.clone()).collect()
     }
+    /// How analyses checkpoint and report.
+    pub analysis: drover_analysis::job::RunConfig,
 }

@@ -53,6 +53,7 @@ pub async fn run(
         export_ttl: config.export_ttl,
         stats_window: config.common.stats_window,
         namespace: config.common.namespace.clone(),
+        analysis: config.analysis,
     };
     let metrics_task = match config.metrics_addr {
         Some(addr) => {

@@ -129,6 +129,11 @@ impl JobsApi {
             };
             ApiError::validation(&field, e.message)
         })?;
+        let analysis = if name == drover_jobs::QueueName::Analysis {
+            Some(super::analysis::check_payload(&state, &payload).await?)
+        } else {
+            None
+        };
         let mut options = body.options.to_options()?;
         if let Some(key) = idempotency_key.0 {
             if key.is_empty()
@@ -161,6 +166,11 @@ impl JobsApi {
             .increment(u64::from(e.created));
         if e.payload_differs {
             return Err(key_reused(&e.id, name));
+        }
+        if let Some(p) = &analysis
+            && e.created
+        {
+            super::analysis::record_submitted(&state, &e.id, p).await?;
         }
         // A replayed key names the first job; if that job was deleted (or cleaned) since,
         // there is nothing to return, and nothing was created: say so.

@@ -8,10 +8,13 @@
 //! - [`aggregates`]: hourly and daily aggregates (submitter keys).
 //! - [`schedules`]: cron schedules (read: any key; write and trigger: admin keys).
 //! - [`history`]: the archive of finished jobs (submitter keys).
+//! - [`datasets`], [`analysis`]: uploaded datasets and their analyses (submitter keys).
 //! - [`health`]: liveness, readiness and Prometheus metrics (no key).
 //! - [`submit`], [`payload_docs`], [`views`], [`lookup`]: what those share.
 
 pub mod aggregates;
+pub mod analysis;
+pub mod datasets;
 pub mod exports;
 pub mod health;
 pub mod history;

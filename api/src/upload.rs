@@ -1,0 +1,110 @@
+//! Receiving a dataset: the bytes stream to `<data_dir>/tmp/upload.<id>.part`, are
+//! scanned on the way (`drover_analysis::scan`), and the file is renamed to
+//! `<data_dir>/datasets/<id>.csv` and recorded only when all of it was good. Any
+//! failure removes the part file: a refused or cut upload leaves no file and no row.
+
+use std::path::{Path, PathBuf};
+
+use drover_analysis::scan::{ScanError, Scanner};
+use drover_analysis::store;
+use drover_entities::dataset;
+use sea_orm::DatabaseConnection;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ApiError;
+
+const BUF: usize = 256 * 1024;
+
+/// Limits of one upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub chunk_bytes: u64,
+}
+
+/// A part file that removes itself unless kept.
+struct PartFile(Option<PathBuf>);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn scan_error(e: ScanError) -> ApiError {
+    match e {
+        ScanError::TooLarge(max) => ApiError::too_large(format!(
+            "the dataset is larger than the limit of {max} bytes (DROVER_DATASET_MAX_BYTES)"
+        )),
+        other => ApiError::validation("file", other.to_string()),
+    }
+}
+
+/// The display name of an upload: trimmed, at most 255 characters, no control
+/// characters. Only ever stored and shown; the file is named after the id.
+pub fn clean_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ApiError::validation("name", "must be 1 to 255 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Streams `body` into a new dataset named `name`.
+pub async fn receive(
+    db: &DatabaseConnection,
+    data_dir: &Path,
+    limits: Limits,
+    name: &str,
+    mut body: impl AsyncRead + Unpin,
+) -> Result<dataset::Model, ApiError> {
+    let id = ulid::Ulid::new().to_string();
+    let tmp_dir = data_dir.join("tmp");
+    let final_dir = data_dir.join("datasets");
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(ApiError::internal)?;
+    tokio::fs::create_dir_all(&final_dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let part_path = tmp_dir.join(format!("upload.{id}.part"));
+    let mut part = PartFile(Some(part_path.clone()));
+    let mut file = tokio::fs::File::create(&part_path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut scanner = Scanner::new(limits.max_bytes, limits.chunk_bytes);
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the upload was cut or unreadable: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        scanner.feed(&buf[..n]).map_err(scan_error)?;
+        file.write_all(&buf[..n])
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let scan = scanner.finish().map_err(scan_error)?;
+    file.sync_all().await.map_err(ApiError::internal)?;
+    drop(file);
+    let file_name = format!("{id}.csv");
+    let final_path = final_dir.join(&file_name);
+    tokio::fs::rename(&part_path, &final_path)
+        .await
+        .map_err(ApiError::internal)?;
+    part.0 = Some(final_path);
+    let row = store::insert_dataset(db, &id, name, &file_name, &scan).await?;
+    part.0 = None;
+    Ok(row)
+}
