@@ -17,10 +17,10 @@ use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
 use crate::routes::aggregates::AggregatesApi;
-use crate::routes::exports::ExportsApi;
-use crate::routes::history::HistoryApi;
 use crate::routes::analysis::AnalysisApi;
 use crate::routes::datasets::DatasetsApi;
+use crate::routes::exports::ExportsApi;
+use crate::routes::history::HistoryApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::schedules::SchedulesApi;

@@ -43,7 +43,6 @@ pub mod trace;
 pub mod worker;
 
 pub use connection::{Redis, RedisConfig, Traffic};
-pub use reconnect::reconnect_delay;
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
 pub use job::{AttemptError, JobRecord, JobState};
@@ -52,4 +51,5 @@ pub use queue::{
     Counts, Enqueued, HistoryStart, MinuteStats, MoveOutcome, NewJob, Outcome, Overview, Page,
     Queue, QueueSettings, RemoveOutcome, WorkerInfo,
 };
+pub use reconnect::reconnect_delay;
 pub use retention::{ArchiveMode, ArchiveSink, JobRetention, Retention};

@@ -55,7 +55,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
     let metrics_task = match config.metrics_addr {
-        Some(addr) => Some(metrics::serve(addr, drover_jobs::telemetry::prometheus()).await?),
+        Some(addr) => {
+            let probes = drover_jobs::probes::Probes {
+                process: "drover-scheduler",
+                metrics: drover_jobs::telemetry::prometheus(),
+                redis: redis.clone(),
+                db: Some(db.clone()),
+            };
+            Some(drover_jobs::probes::spawn(addr, "DROVER_SCHEDULER_METRICS_ADDR", probes).await?)
+        }
         None => None,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -1,4 +1,5 @@
-//! The scheduler's Prometheus series, and the endpoint that serves them.
+//! The scheduler's Prometheus series (served with `/health` and `/ready` by
+//! `drover_jobs::probes`).
 //!
 //! | series | type | labels | meaning |
 //! |---|---|---|---|
@@ -8,16 +9,8 @@
 //! | `drover_schedule_lateness_seconds` | histogram | `schedule` | enqueue time − scheduled time, of scheduled fires |
 //! | `drover_scheduler_leader` | gauge | — | 1 while this replica leads |
 
-use std::net::SocketAddr;
-
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use drover_entities::schedule_fire;
-use metrics_exporter_prometheus::PrometheusHandle;
-use poem::listener::{Listener, TcpListener};
-use poem::web::Data;
-use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
-use tokio::task::JoinHandle;
 
 pub const FIRES: &str = "drover_schedule_fires_total";
 pub const SKIPPED: &str = "drover_schedule_fires_skipped_total";
@@ -62,34 +55,4 @@ pub fn missed(schedule: &str, count: usize) {
 /// Sets the leader flag.
 pub fn leader(leading: bool) {
     metrics::gauge!(LEADER).set(if leading { 1.0 } else { 0.0 });
-}
-
-#[handler]
-fn render(handle: Data<&PrometheusHandle>) -> impl IntoResponse {
-    handle
-        .render()
-        .with_content_type("text/plain; version=0.0.4")
-}
-
-#[handler]
-fn health() -> &'static str {
-    "ok"
-}
-
-/// Serves `/metrics` and `/health` on `addr` in the background.
-pub async fn serve(addr: SocketAddr, handle: PrometheusHandle) -> anyhow::Result<JoinHandle<()>> {
-    let acceptor = TcpListener::bind(addr)
-        .into_acceptor()
-        .await
-        .with_context(|| format!("listen for metrics on {addr} (DROVER_SCHEDULER_METRICS_ADDR)"))?;
-    tracing::info!(addr = %addr, "metrics at http://{addr}/metrics");
-    let app = Route::new()
-        .at("/metrics", get(render))
-        .at("/health", get(health))
-        .data(handle);
-    Ok(tokio::spawn(async move {
-        if let Err(e) = Server::new_with_acceptor(acceptor).run(app).await {
-            tracing::error!(error = %e, "metrics server stopped");
-        }
-    }))
 }

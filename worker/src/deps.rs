@@ -22,6 +22,8 @@ pub struct Deps {
     pub stats_window: Duration,
     /// The Redis key namespace (`DROVER_REDIS_NAMESPACE`).
     pub namespace: String,
+    /// How analyses checkpoint and report.
+    pub analysis: drover_analysis::job::RunConfig,
 }
 
 impl Deps {
@@ -30,6 +32,4 @@ impl Deps {
     pub fn queue_list(&self) -> Vec<drover_queue::Queue> {
         self.queues.all().map(|(_, q)| q.clone()).collect()
     }
-    /// How analyses checkpoint and report.
-    pub analysis: drover_analysis::job::RunConfig,
 }

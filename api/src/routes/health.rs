@@ -103,8 +103,39 @@ async fn refresh_queue_gauges(state: &AppState) {
             _ => up = false,
         }
         if let Ok(Ok(w)) = workers {
-            ::metrics::gauge!("drover_queue_workers", "queue" => queue).set(w.len() as f64);
+            ::metrics::gauge!("drover_workers", "queue" => queue).set(w.len() as f64);
         }
     }
     ::metrics::gauge!("drover_redis_up").set(f64::from(u8::from(up)));
+    if let Ok(Ok(info)) = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        state
+            .redis()
+            .query::<String>(redis::cmd("INFO").arg("memory")),
+    )
+    .await
+    {
+        // `maxmemory` 0 means no limit: the alert on memory then never fires.
+        for (field, gauge) in [
+            ("used_memory", "drover_redis_used_memory_bytes"),
+            ("maxmemory", "drover_redis_maxmemory_bytes"),
+        ] {
+            if let Some(v) = info_field(&info, field) {
+                ::metrics::gauge!(gauge).set(v);
+            }
+        }
+    }
+    let db = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        drover_jobs::connect::ping_database(state.db()),
+    )
+    .await;
+    ::metrics::gauge!("drover_database_up").set(f64::from(u8::from(matches!(db, Ok(Ok(()))))));
+}
+
+/// A numeric field of an `INFO` reply (`name:value` lines).
+fn info_field(info: &str, name: &str) -> Option<f64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -52,6 +52,7 @@ pub fn history_row(i: u64) -> job_history::ActiveModel {
         started_at: Set(Some(created + Duration::seconds(1))),
         finished_at: Set(Some(created + Duration::seconds(2))),
         archived_at: Set(created + Duration::seconds(3)),
+        ..Default::default()
     }
 }
 
