@@ -62,8 +62,12 @@ impl MigrationTrait for Migration {
                     text(s, "queue", None)?.into(),
                     payload.to_string().into(),
                     text(s, "missed_fire", Some("once"))?.into(),
+                    // An i32, as the entity binds it: the same SQL prepared once with an
+                    // int8 parameter would make PostgreSQL refuse the entity's insert
+                    // on that connection ("insufficient data left in message").
                     s.get("catch_up_limit")
                         .and_then(serde_json::Value::as_i64)
+                        .and_then(|n| <i32 as TryFrom<i64>>::try_from(n).ok())
                         .unwrap_or(10)
                         .into(),
                     text(s, "overlap", Some("allow"))?.into(),

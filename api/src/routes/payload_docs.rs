@@ -180,6 +180,15 @@ pub struct RetentionDoc {
     /// Export files are deleted this long after they were made (default 168).
     #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
     pub exports_hours: Option<u32>,
+    /// Archived jobs are deleted this many days after they finished (default 90).
+    #[oai(validator(minimum(value = "0"), maximum(value = "3660")))]
+    pub history_days: Option<u32>,
+    /// Temporary files untouched this long belong to a killed writer (default 24).
+    #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
+    pub tmp_grace_hours: Option<u32>,
+    /// Events older than this are trimmed from the event streams (default 168).
+    #[oai(validator(minimum(value = "0"), maximum(value = "87840")))]
+    pub events_hours: Option<u32>,
 }
 
 /// The payload of a `cleanup` job: archive and delete what is past retention.
@@ -198,6 +207,9 @@ fn cleanup_example() -> CleanupPayloadDoc {
             completed_hours: Some(24),
             failed_hours: Some(168),
             exports_hours: Some(168),
+            history_days: Some(90),
+            tmp_grace_hours: Some(24),
+            events_hours: Some(168),
         }),
         dry_run: Some(true),
     }
