@@ -57,6 +57,10 @@ async fn setup(redis_url: String) -> Env2 {
 
 impl Env2 {
     fn start(&self, grace_ms: u64) -> Proc {
+        self.start_with_metrics(grace_ms, "off")
+    }
+
+    fn start_with_metrics(&self, grace_ms: u64, metrics_addr: &str) -> Proc {
         Proc::start_exe(
             env!("CARGO_BIN_EXE_drover-scheduler"),
             &[
@@ -67,7 +71,7 @@ impl Env2 {
                 ("DROVER_SCHEDULER_LOCK_TTL_MS", "1000".to_owned()),
                 ("DROVER_SCHEDULER_RELOAD_MS", "200".to_owned()),
                 ("DROVER_SCHEDULER_GRACE_MS", grace_ms.to_string()),
-                ("DROVER_SCHEDULER_METRICS_ADDR", "off".to_owned()),
+                ("DROVER_SCHEDULER_METRICS_ADDR", metrics_addr.to_owned()),
                 ("DROVER_REDIS_TIMEOUT_MS", "500".to_owned()),
                 ("DROVER_REDIS_CONNECT_TIMEOUT_MS", "300".to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
@@ -339,4 +343,70 @@ async fn overlap_skip_records_a_fire_as_skipped_while_the_previous_job_is_unfini
         );
     }
     assert_eq!(env.jobs().await, 1);
+}
+
+/// The sum of the series `name` whose labels include `label`, in a Prometheus scrape.
+fn series(text: &str, name: &str, label: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) || !rest.contains(label) {
+            continue;
+        }
+        let v: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        *found.get_or_insert(0.0) += v;
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_metrics_count_the_fires_their_lateness_and_the_leader() {
+    let env = setup(drover_tests::shared_redis_url()).await;
+    let addr = drover_tests::free_addr();
+    let times = seconds_ahead(2, 3).await;
+    env.schedule("metered", &at_seconds(&times), "all", "allow")
+        .await;
+    let mut p = env.start_with_metrics(60_000, &addr.to_string());
+    eventually_async(T, "three fires", || async {
+        let n = env
+            .fires("metered")
+            .await
+            .iter()
+            .filter(|f| f.status == "enqueued")
+            .count();
+        (n == 3).then_some(())
+    })
+    .await;
+    let label = "schedule=\"metered\"";
+    let text = eventually_async(T, "the scrape to count three fires", || async {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (series(&text, "drover_schedule_fires_total", label) == Some(3.0)).then_some(text)
+    })
+    .await;
+    assert_eq!(
+        series(&text, "drover_schedule_lateness_seconds_count", label),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "drover_scheduler_leader", ""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "drover_schedule_fires_skipped_total", label),
+        None,
+        "{text}"
+    );
+    let ready = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    p.terminate(Duration::from_secs(10));
+    assert_eq!(env.jobs().await, 3);
 }
