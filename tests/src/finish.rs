@@ -62,6 +62,8 @@ impl TestJob {
 
 async fn handle(job: TestJob, _ctx: JobContext) -> Result<serde_json::Value, JobError> {
     if job.hold_ms > 0 {
+        // Simulated work, not synchronisation: it is how a test keeps a job `active`
+        // (the retention test checks that active jobs are left alone).
         tokio::time::sleep(Duration::from_millis(job.hold_ms)).await;
     }
     if job.fail {
