@@ -125,6 +125,8 @@ pub struct JobRecord {
     pub traceparent: Option<String>,
     /// The job's own retention, if it was given one at submission.
     pub retention: Option<JobRetention>,
+    /// How often handlers deferred the job (`retry_after`): deferrals spend no attempt.
+    pub deferrals: u32,
 }
 
 impl JobRecord {
@@ -180,6 +182,9 @@ impl JobRecord {
             request_id: text(&mut f, "request_id"),
             traceparent: text(&mut f, "traceparent"),
             retention: f.remove("retention").and_then(|r| JobRetention::decode(&r)),
+            deferrals: num(&f, "deferrals")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0),
         })
     }
 }

@@ -17,6 +17,8 @@
 //! | `{ns:q}:seq` | string | FIFO sequence counter |
 //! | `{ns:q}:paused` | string | present while the queue is paused |
 //! | `{ns:q}:sleep` | string | present while some worker found the queue empty and waits to be woken |
+//! | `{ns:q}:flow` | hash | flow control: rate limit, token bucket level, `max_active`, rate pause (see [`crate::flow`]) |
+//! | `{ns:q}:capwait` | string | present while some worker found the queue at its `max_active` and waits for a job to finish |
 //! | `{ns:q}:idem:<key>` | string | job id owning an idempotency key, with a TTL |
 //! | `{ns:q}:stats:<minute>` | hash | per-minute counters, with a TTL |
 //! | `{ns:q}:workers` | zset | worker ids, by last heartbeat (ms) |
@@ -58,6 +60,10 @@ pub struct Keys {
     pub seq: String,
     pub paused: String,
     pub sleep: String,
+    /// Flow control: limits and the token bucket.
+    pub flow: String,
+    /// Set by a worker that found the queue at its `max_active`.
+    pub capwait: String,
     pub workers: String,
     /// Jobs with a retention of their own (see [`crate::retention`]).
     pub retain: String,
@@ -84,6 +90,8 @@ impl Keys {
             seq: k("seq"),
             paused: k("paused"),
             sleep: k("sleep"),
+            flow: k("flow"),
+            capwait: k("capwait"),
             workers: k("workers"),
             retain: k("retain"),
             retain_lock: k("retain:lock"),
@@ -197,6 +205,8 @@ mod tests {
             keys.seq.clone(),
             keys.paused.clone(),
             keys.sleep.clone(),
+            keys.flow.clone(),
+            keys.capwait.clone(),
             keys.workers.clone(),
             keys.job("01JABCDEF"),
             keys.stats(29_000_000),

@@ -23,6 +23,7 @@
 //! - [`queue`]: [`Queue`], a handle to enqueue, read and administer one queue.
 //! - [`job`]: [`JobRecord`], a job read back, and [`JobState`].
 //! - [`events`]: the lifecycle and progress events each queue's stream carries.
+//! - [`flow`]: flow control across all workers: rate limit, `max_active`, rate pause.
 //! - [`reconnect`]: the one backoff of every loop that outlives a Redis outage.
 //! - [`retention`]: how long finished jobs stay, and the archive they go to first.
 //! - [`worker`]: [`worker::DroverBackend`], the apalis backend, and what handlers see.
@@ -31,6 +32,7 @@
 pub mod connection;
 mod error;
 pub mod events;
+pub mod flow;
 pub mod job;
 pub mod keys;
 pub mod metrics;
@@ -45,6 +47,7 @@ pub mod worker;
 pub use connection::{Redis, RedisConfig, Traffic};
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
+pub use flow::{FlowLimits, FlowPatch, FlowStatus, RateLimit};
 pub use job::{AttemptError, JobRecord, JobState};
 pub use options::{Backoff, BackoffKind, JobOptions, QueueDefaults};
 pub use queue::{

@@ -21,3 +21,8 @@ pub const LEASES_LOST: &str = "drover_leases_lost_total";
 pub const WAIT_SECONDS: &str = "drover_job_wait_seconds";
 /// Histogram: seconds a handler ran, by `queue` and `outcome`.
 pub const RUN_SECONDS: &str = "drover_job_run_seconds";
+/// Counter: fetches the queue's flow control held back (no token, a rate pause, or
+/// the queue at its `max_active`), by `queue`.
+pub const RATE_LIMITED: &str = "drover_queue_rate_limited_total";
+/// Counter: attempts a handler deferred (`retry_after`), by `queue`.
+pub const DEFERRED: &str = "drover_jobs_deferred_total";

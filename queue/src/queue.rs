@@ -232,6 +232,8 @@ pub(crate) struct Leased {
     pub wait_ms: u64,
     /// Empty when the job came with none.
     pub traceparent: String,
+    /// How often the job's handler deferred it (`retry_after`) so far.
+    pub deferrals: u32,
     /// Fired by the driver when this lease is lost; the handler's context carries it.
     pub lease_lost: tokio_util::sync::CancellationToken,
 }
@@ -240,6 +242,12 @@ pub(crate) struct Leased {
 #[derive(Debug)]
 pub(crate) enum FetchReply {
     Paused,
+    /// No token (or the queue's rate is paused): look again after `wait`.
+    RateLimited {
+        wait: Duration,
+    },
+    /// The queue has `max_active` jobs active: look again when one finishes.
+    AtMaxActive,
     Jobs {
         jobs: Vec<Leased>,
         /// When the queue ran dry: ms until the earliest delayed job falls due.
@@ -256,6 +264,14 @@ pub enum Outcome {
     Retry { error: String, delay: Duration },
     /// A failure that retrying cannot fix.
     Fail { error: String },
+    /// The handler deferred the job (`retry_after`): run it again after `delay`
+    /// without spending an attempt; with `pause_rate`, no job of the queue starts
+    /// before then either.
+    Defer {
+        reason: String,
+        delay: Duration,
+        pause_rate: bool,
+    },
 }
 
 /// One finished attempt to record.
@@ -273,6 +289,7 @@ pub(crate) struct AckReply {
     pub retried: u64,
     pub failed: u64,
     pub stale: u64,
+    pub deferred: u64,
 }
 
 /// A progress report to record.
@@ -876,6 +893,8 @@ impl Queue {
             .key(&k.paused)
             .key(&k.sleep)
             .key(&k.seq)
+            .key(&k.flow)
+            .key(&k.capwait)
             .arg(&k.prefix)
             .arg(self.inner.settings.events_maxlen)
             .arg(worker)
@@ -888,13 +907,20 @@ impl Queue {
         if v.len() < 2 {
             return Err(QueueError::Protocol("fetch returned too little".into()));
         }
-        if int(&v[0])? == 1 {
-            return Ok(FetchReply::Paused);
+        match int(&v[0])? {
+            1 => return Ok(FetchReply::Paused),
+            2 => {
+                return Ok(FetchReply::RateLimited {
+                    wait: Duration::from_millis(u64::try_from(int(&v[1])?).unwrap_or(0)),
+                });
+            }
+            3 => return Ok(FetchReply::AtMaxActive),
+            _ => {}
         }
         let next_due = int(&v[1])?;
-        let mut jobs = Vec::with_capacity((v.len() - 2) / 9);
-        for j in v[2..].chunks(9) {
-            if j.len() < 9 {
+        let mut jobs = Vec::with_capacity((v.len() - 2) / 10);
+        for j in v[2..].chunks(10) {
+            if j.len() < 10 {
                 return Err(QueueError::Protocol("fetch returned a partial job".into()));
             }
             jobs.push(Leased {
@@ -907,6 +933,7 @@ impl Queue {
                 request_id: text(&j[6]).unwrap_or_default(),
                 wait_ms: u64::try_from(int(&j[7])?).unwrap_or(0),
                 traceparent: text(&j[8]).unwrap_or_default(),
+                deferrals: u32::try_from(int(&j[9]).unwrap_or(0)).unwrap_or(0),
                 lease_lost: tokio_util::sync::CancellationToken::new(),
             });
         }
@@ -942,6 +969,8 @@ impl Queue {
             .key(&k.failed)
             .key(&k.events)
             .key(&k.sleep)
+            .key(&k.flow)
+            .key(&k.capwait)
             .arg(&k.prefix)
             .arg(self.inner.settings.events_maxlen)
             .arg(self.stats_ttl_s())
@@ -962,10 +991,19 @@ impl Queue {
                 Outcome::Fail { error } => {
                     inv.arg("f").arg(serde_json::to_string(error)?).arg(0);
                 }
+                Outcome::Defer {
+                    reason,
+                    delay,
+                    pause_rate,
+                } => {
+                    inv.arg(if *pause_rate { "p" } else { "d" })
+                        .arg(serde_json::to_string(reason)?)
+                        .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                }
             }
         }
         let v: Vec<u64> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
-        if v.len() != 4 {
+        if v.len() != 5 {
             return Err(QueueError::Protocol("ack returned a bad reply".into()));
         }
         Ok(AckReply {
@@ -973,6 +1011,7 @@ impl Queue {
             retried: v[1],
             failed: v[2],
             stale: v[3],
+            deferred: v[4],
         })
     }
 

@@ -32,3 +32,5 @@ script!(HEARTBEAT, "heartbeat.lua");
 script!(WORKERS, "workers.lua");
 script!(RETENTION_SELECT, "retention_select.lua");
 script!(RETENTION_REMOVE, "retention_remove.lua");
+script!(FLOW_SET, "flow_set.lua");
+script!(FLOW_STATUS, "flow_status.lua");

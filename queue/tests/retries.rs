@@ -163,34 +163,76 @@ async fn a_panicking_handler_is_a_retryable_failure() {
 }
 
 #[tokio::test]
-async fn retry_after_overrides_the_backoff() {
+async fn retry_after_defers_without_spending_an_attempt() {
     let (redis, queue) = shared_queue();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
-            if ctx.attempt() == 1 {
+            if ctx.deferrals() == 0 {
                 return Err(JobError::retry_after(
                     "rate limited",
                     Duration::from_millis(400),
                 ));
             }
-            Ok(serde_json::Value::Null)
+            Ok(serde_json::json!({ "attempt": ctx.attempt(), "deferrals": ctx.deferrals() }))
         })
     });
     let w = spawn_worker(&queue, &hub, fast_options(1), h);
     let e = queue.enqueue(flaky(0)).await.unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(rec.attempts, 1, "a deferral is not a failed attempt");
+    assert_eq!(rec.deferrals, 1);
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    assert_eq!(
+        rec.result.unwrap()["attempt"],
+        1,
+        "the run after it is attempt 1 again"
+    );
     let retries = retrying_events(&queue).await;
     assert_eq!(
         retries[0].data["delay_ms"], 400,
         "the handler's delay, not the backoff"
     );
+    assert_eq!(retries[0].data["deferred"], true);
     let run_at = retries[0].data["run_at"].as_i64().unwrap();
-    assert_eq!(run_at, rec.errors[0].at + 400);
+    assert_eq!(run_at, retries[0].ts + 400);
     assert!(
         rec.started_at.unwrap() >= run_at,
-        "a retry never runs early"
+        "a deferred job never runs early"
     );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_deferred_more_than_max_attempts_times_fails() {
+    let (redis, queue) = shared_queue();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let h = Handler::new(|_job: TestJob, _ctx: JobContext, _w| {
+        Box::pin(async move {
+            Err::<serde_json::Value, _>(JobError::retry_after(
+                "429 again",
+                Duration::from_millis(20),
+            ))
+        })
+    });
+    let w = spawn_worker(&queue, &hub, fast_options(1), h);
+    let e = queue
+        .enqueue(flaky(0).with_options(JobOptions {
+            max_attempts: Some(3),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let rec = wait_finished(&queue, &e.id, T).await;
+    assert_eq!(rec.state, JobState::Failed);
+    assert_eq!(rec.failed_reason.as_deref(), Some("deferrals_exhausted"));
+    assert_eq!(
+        rec.deferrals, 3,
+        "three deferrals, then the fourth fails it"
+    );
+    assert_eq!(rec.attempts, 1, "only the last run counts as an attempt");
+    assert_eq!(retrying_events(&queue).await.len(), 3);
     w.stop().await;
 }
 
@@ -200,9 +242,9 @@ async fn a_huge_retry_after_is_capped_by_the_max_delay() {
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
-            let delay = match ctx.attempt() {
-                1 => Duration::MAX,
-                2 => Duration::from_secs(u64::MAX / 1000),
+            let delay = match ctx.deferrals() {
+                0 => Duration::MAX,
+                1 => Duration::from_secs(u64::MAX / 1000),
                 _ => return Ok(serde_json::Value::Null),
             };
             Err(JobError::retry_after("rate limited for ages", delay))
@@ -213,15 +255,16 @@ async fn a_huge_retry_after_is_capped_by_the_max_delay() {
     let e = queue.enqueue(flaky(0)).await.unwrap();
     let rec = wait_finished(&queue, &e.id, T).await;
     assert_eq!(rec.state, JobState::Completed);
-    assert_eq!(rec.attempts, 3);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.deferrals, 2);
     let retries = retrying_events(&queue).await;
     assert_eq!(retries.len(), 2);
-    for (i, ev) in retries.iter().enumerate() {
+    for ev in &retries {
         assert_eq!(
             ev.data["delay_ms"], 1000,
             "capped at the job's max_delay_ms"
         );
-        assert_eq!(ev.data["run_at"].as_i64().unwrap(), rec.errors[i].at + 1000);
+        assert_eq!(ev.data["run_at"].as_i64().unwrap(), ev.ts + 1000);
     }
     w.stop().await;
 }

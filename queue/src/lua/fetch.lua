@@ -1,14 +1,24 @@
 -- Leases up to N waiting jobs to one worker, after promoting due delayed jobs.
 --
--- KEYS: 1 wait, 2 delayed, 3 active, 4 events, 5 paused, 6 sleep, 7 seq
+-- KEYS: 1 wait, 2 delayed, 3 active, 4 events, 5 paused, 6 sleep, 7 seq, 8 flow,
+--       9 capwait
 -- ARGV: 1 key prefix, 2 events maxlen, 3 worker id, 4 N, 5 lease ms,
 --       6 promote batch, 7 stats ttl seconds, 8 queue name
--- Returns: {status, next_due, jobs...} where status is 0 (ok) or 1 (paused), next_due
---          is how many ms until the earliest delayed job falls due, when the queue ran
---          dry (-1 if none or not dry; relative, so worker clocks need not agree), and
---          each job is 9 items: id, payload, attempt (the one it would be: start.lua
---          counts it), max_attempts, backoff, lease token, request id, wait ms,
---          traceparent.
+-- Returns: {status, next_due, jobs...} where status is 0 (ok), 1 (paused), 2 (rate
+--          limited: next_due is the ms until the next token is due or the rate pause
+--          ends) or 3 (at max_active: wait for a job to finish); for status 0,
+--          next_due is how many ms until the earliest delayed job falls due, when the
+--          queue ran dry (-1 if none or not dry; relative, so worker clocks need not
+--          agree), and each job is 10 items: id, payload, attempt (the one it would
+--          be: start.lua counts it), max_attempts, backoff, lease token, request id,
+--          wait ms, traceparent, deferrals.
+--
+-- Flow control (the `flow` hash, see flow.rs): a token bucket of `burst` tokens
+-- refilled at `rate_n` per `rate_ms`, kept as an integer `level` in units of
+-- 1/rate_ms token (a token is rate_ms units; each ms adds rate_n units), so the
+-- arithmetic stays exact; `max_active` caps the queue's active set; `pause_until`
+-- holds back every start until then (a handler's rate pause). A queue without any
+-- of them costs one HMGET of a missing key.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
@@ -19,6 +29,7 @@ local worker = ARGV[3]
 local n = tonumber(ARGV[4])
 local queue = ARGV[8]
 local SHIFT = 4398046511104
+local asked = n
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   -- Paused: nobody starts a job of this queue. Ask to be woken on resume.
@@ -47,7 +58,50 @@ if #due > 0 then
   end
 end
 
-local popped = redis.call('ZPOPMIN', KEYS[1], n)
+local flow = redis.call('HMGET', KEYS[8], 'rate_n', 'rate_ms', 'burst', 'max_active',
+  'level', 'ts', 'pause_until')
+local rate_n, rate_ms, level
+if flow[1] or flow[4] or flow[7] then
+  local pause_until = tonumber(flow[7] or 0)
+  if pause_until > now then
+    return {2, pause_until - now}
+  end
+  if flow[4] then
+    local room = tonumber(flow[4]) - redis.call('ZCARD', KEYS[3])
+    if room <= 0 then
+      -- Ask to be woken when a job of the queue finishes (ack.lua).
+      redis.call('SET', KEYS[9], 1)
+      return {3, -1}
+    end
+    if room < n then n = room end
+  end
+  if flow[1] then
+    rate_n = tonumber(flow[1])
+    rate_ms = tonumber(flow[2])
+    local cap = tonumber(flow[3]) * rate_ms
+    level = tonumber(flow[5] or cap)
+    local ts = tonumber(flow[6] or now)
+    if now > ts then
+      level = math.min(cap, level + (now - ts) * rate_n)
+    end
+    if level > cap then level = cap end
+    local avail = math.floor(level / rate_ms)
+    if avail < 1 then
+      if redis.call('ZCARD', KEYS[1]) > 0 then
+        redis.call('HSET', KEYS[8], 'level', string.format('%d', level), 'ts', now_s)
+        return {2, math.ceil((rate_ms - level) / rate_n)}
+      end
+      n = 0
+    elseif avail < n then
+      n = avail
+    end
+  end
+end
+
+local popped = {}
+if n > 0 then
+  popped = redis.call('ZPOPMIN', KEYS[1], n)
+end
 local worker_data = '{"worker":"' .. worker .. '"}'
 local out = {0, -1}
 local zargs = {}
@@ -57,7 +111,7 @@ local wait_sum = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id', 'traceparent')
+  local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id', 'traceparent', 'deferrals')
   if v[1] then
     -- The attempt is counted by start.lua when the handler starts, not here: a
     -- lease whose reply never reaches the worker costs the job no attempt.
@@ -82,7 +136,12 @@ for i = 1, #popped, 2 do
     out[#out + 1] = v[7]
     out[#out + 1] = wait
     out[#out + 1] = v[8] or ''
+    out[#out + 1] = v[9] or '0'
   end
+end
+if rate_n then
+  -- Charge the bucket for what was leased (nothing if the queue was empty).
+  redis.call('HSET', KEYS[8], 'level', string.format('%d', level - count * rate_ms), 'ts', now_s)
 end
 if count > 0 then
   redis.call('ZADD', KEYS[3], unpack(zargs))
@@ -91,7 +150,7 @@ if count > 0 then
   redis.call('HINCRBY', sk, 'wait_ms', string.format('%d', wait_sum))
   redis.call('EXPIRE', sk, ARGV[7])
 end
-if count < n then
+if count < n or count == 0 then
   -- The queue ran dry: ask to be woken by the next enqueue, and say when the
   -- earliest delayed job falls due so the worker can set a timer for it.
   redis.call('SET', KEYS[6], 1)
@@ -99,5 +158,9 @@ if count < n then
   if #nxt > 0 then
     out[2] = math.max(0, tonumber(nxt[2]) - now)
   end
+elseif n < asked then
+  -- Flow control held part of the batch back: the worker looks again at once and
+  -- is told how long to wait.
+  out[2] = 0
 end
 return out

@@ -132,7 +132,8 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> DroverBackend<Args> {
             backoff,
             self.progress.clone(),
             job.lease_lost.clone(),
-        );
+        )
+        .with_deferrals(job.deferrals);
         // apalis counts the attempt up as the handler starts: hand it the one before.
         Ok(TaskBuilder::new(args)
             .task_id(TaskId::String(job.id))

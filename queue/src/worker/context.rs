@@ -31,6 +31,7 @@ struct Inner {
     backoff: Backoff,
     progress: ProgressBuffer,
     lease_lost: CancellationToken,
+    deferrals: u32,
 }
 
 impl fmt::Debug for JobContext {
@@ -69,8 +70,31 @@ impl JobContext {
                 backoff,
                 progress,
                 lease_lost,
+                deferrals: 0,
             }),
         }
+    }
+
+    /// The same context, for a job its handlers deferred `n` times before.
+    #[must_use]
+    pub(crate) fn with_deferrals(self, n: u32) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.deferrals = n;
+                Self {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// How often handlers deferred this job so far ([`JobError::retry_after`]); a
+    /// deferral spends no attempt, and a job deferred more than `max_attempts` times
+    /// fails.
+    #[must_use]
+    pub fn deferrals(&self) -> u32 {
+        self.inner.deferrals
     }
 
     /// The job's id.
@@ -230,8 +254,13 @@ pub struct JobError {
 pub enum JobErrorKind {
     /// Try again after the job's backoff, if attempts remain (I/O, timeouts, a busy database).
     Retryable,
-    /// Try again after this delay, if attempts remain (a rate limit said when).
+    /// Not a failure: run the job again after this delay (capped by the backoff's
+    /// `max_delay_ms`) without spending an attempt. A provider said "not now" (a 429
+    /// with `Retry-After`). At most `max_attempts` deferrals, then the job fails.
     RetryAfter(Duration),
+    /// Like `RetryAfter`, and no job of the queue starts during the delay either:
+    /// the limit the provider enforces holds for every job of the queue.
+    RateLimited(Duration),
     /// Fail now: retrying cannot help (bad payload, unknown dataset, unknown column).
     Permanent,
 }
@@ -245,10 +274,21 @@ impl JobError {
         }
     }
 
-    /// A failure worth retrying after `delay`.
+    /// Not now: run the job again after `delay`, without counting a failed attempt
+    /// (see [`JobErrorKind::RetryAfter`]).
     pub fn retry_after(err: impl fmt::Display, delay: Duration) -> Self {
         Self {
             kind: JobErrorKind::RetryAfter(delay),
+            message: format!("{err:#}"),
+        }
+    }
+
+    /// Not now, for the whole queue: defer this job like [`JobError::retry_after`]
+    /// and pause the queue's rate for `delay`, so no job of the queue starts before
+    /// then (BullMQ's `rateLimit(ms)`).
+    pub fn rate_limited(err: impl fmt::Display, delay: Duration) -> Self {
+        Self {
+            kind: JobErrorKind::RateLimited(delay),
             message: format!("{err:#}"),
         }
     }

@@ -338,6 +338,21 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 failures = 0;
                 idle_until = Some(Instant::now() + s.opts.poll_interval);
             }
+            Ok(FetchReply::RateLimited { wait }) => {
+                // No token: sleep until the next one is due (a wake-up notice, such
+                // as a limit changed by an admin, ends it early); never longer than
+                // the poll interval, so a lost notice costs at most that.
+                failures = 0;
+                metrics::counter!(m::RATE_LIMITED, "queue" => q.clone()).increment(1);
+                let wait = wait.max(Duration::from_millis(1)).min(s.opts.poll_interval);
+                idle_until = Some(Instant::now() + wait);
+            }
+            Ok(FetchReply::AtMaxActive) => {
+                // The queue is at its max_active: the next finished job wakes us.
+                failures = 0;
+                metrics::counter!(m::RATE_LIMITED, "queue" => q.clone()).increment(1);
+                idle_until = Some(Instant::now() + s.opts.poll_interval);
+            }
             Ok(FetchReply::Jobs {
                 jobs: leased,
                 next_due_in_ms,
@@ -510,6 +525,7 @@ async fn flush_acks(s: &Shared, items: &mut Vec<AckItem>) {
                 metrics::counter!(m::COMPLETED, "queue" => label()).increment(r.completed);
                 metrics::counter!(m::RETRIED, "queue" => label()).increment(r.retried);
                 metrics::counter!(m::FAILED, "queue" => label()).increment(r.failed);
+                metrics::counter!(m::DEFERRED, "queue" => label()).increment(r.deferred);
                 if r.stale > 0 {
                     metrics::counter!(m::STALE_ACKS, "queue" => label()).increment(r.stale);
                     tracing::warn!(

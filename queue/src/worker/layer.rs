@@ -102,7 +102,7 @@ where
                     }
                     Err(panic) => {
                         let e = HandlerPanicked(panic_message(panic.as_ref()));
-                        let outcome = retry(&ctx, e.to_string(), None);
+                        let outcome = retry(&ctx, e.to_string());
                         (outcome, Err(Box::new(e) as BoxDynError))
                     }
                 };
@@ -111,6 +111,8 @@ where
                     Outcome::Retry { .. } if ctx.is_last_attempt() => "failed",
                     Outcome::Retry { .. } => "retried",
                     Outcome::Fail { .. } => "failed",
+                    Outcome::Defer { .. } if ctx.deferrals() >= ctx.max_attempts() => "failed",
+                    Outcome::Defer { .. } => "deferred",
                 };
                 metrics::histogram!(m::RUN_SECONDS, "queue" => ctx.queue().to_owned(), "outcome" => label)
                     .record(elapsed.as_secs_f64());
@@ -123,6 +125,13 @@ where
                         retry_in_ms = delay.as_millis() as u64,
                         error = error.as_str(),
                         "job attempt failed; will retry"
+                    ),
+                    Outcome::Defer { reason, delay, pause_rate } => tracing::info!(
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        retry_in_ms = delay.as_millis() as u64,
+                        rate_paused = *pause_rate,
+                        reason = reason.as_str(),
+                        "job deferred by its handler"
                     ),
                     Outcome::Retry { error, .. } | Outcome::Fail { error } => tracing::error!(
                         elapsed_ms = elapsed.as_millis() as u64,
@@ -152,8 +161,9 @@ fn failure(ctx: &JobContext, err: &(dyn std::error::Error + Send + Sync + 'stati
             JobErrorKind::Permanent => Outcome::Fail {
                 error: je.to_string(),
             },
-            JobErrorKind::RetryAfter(d) => retry(ctx, je.to_string(), Some(d)),
-            JobErrorKind::Retryable => retry(ctx, je.to_string(), None),
+            JobErrorKind::RetryAfter(d) => defer(ctx, je.to_string(), d, false),
+            JobErrorKind::RateLimited(d) => defer(ctx, je.to_string(), d, true),
+            JobErrorKind::Retryable => retry(ctx, je.to_string()),
         };
     }
     if let Some(abort) = err.downcast_ref::<AbortError>() {
@@ -162,20 +172,31 @@ fn failure(ctx: &JobContext, err: &(dyn std::error::Error + Send + Sync + 'stati
         };
     }
     if let Some(ra) = err.downcast_ref::<RetryAfterError>() {
-        return retry(ctx, error_chain(ra), Some(ra.get_duration()));
+        return defer(ctx, error_chain(ra), ra.get_duration(), false);
     }
-    retry(ctx, error_chain(err), None)
+    retry(ctx, error_chain(err))
 }
 
-/// The retry after a failed attempt: the job's backoff, or the delay the handler asked
-/// for (`retry_after`), which is capped by the backoff's `max_delay_ms` (the queue's,
-/// unless the job has its own) so that no handler can park a job for ages.
-fn retry(ctx: &JobContext, error: String, after: Option<std::time::Duration>) -> Outcome {
+/// A deferral (`retry_after`): the job runs again after the delay the handler asked
+/// for, capped by the backoff's `max_delay_ms` (the queue's, unless the job has its
+/// own) so that no handler can park a job for ages; it spends no attempt.
+fn defer(
+    ctx: &JobContext,
+    reason: String,
+    after: std::time::Duration,
+    pause_rate: bool,
+) -> Outcome {
     let max = std::time::Duration::from_millis(ctx.backoff().max_delay_ms);
-    let delay = match after {
-        Some(d) => d.min(max),
-        None => ctx.backoff().delay(ctx.attempt(), rand::random::<f64>()),
-    };
+    Outcome::Defer {
+        reason,
+        delay: after.min(max),
+        pause_rate,
+    }
+}
+
+/// The retry after a failed attempt, after the job's backoff.
+fn retry(ctx: &JobContext, error: String) -> Outcome {
+    let delay = ctx.backoff().delay(ctx.attempt(), rand::random::<f64>());
     Outcome::Retry { error, delay }
 }
 

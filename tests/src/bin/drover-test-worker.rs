@@ -1,5 +1,7 @@
-//! A worker process for the queue's fault tests: it runs one apalis worker on one queue,
-//! through Drover's backend, with a handler that sleeps as long as each job asks.
+//! A worker process for the queue's fault and flow-control tests: it runs one apalis
+//! worker on one queue, through Drover's backend, with a handler that sleeps as long
+//! as each job asks, and on a job's first run can defer it and pause the queue's
+//! rate (`rate_pause_ms`), as a handler that got a 429 from its provider would.
 //!
 //! Configured by arguments, not the environment, so a test states everything it needs:
 //! `drover-test-worker <redis-url> <namespace> <queue> <concurrency> <lease-ms> <rescue-ms>`.
@@ -18,9 +20,18 @@ struct FaultJob {
     n: u64,
     #[serde(default)]
     sleep_ms: u64,
+    /// On the first run, defer the job and pause the queue's rate for this long.
+    #[serde(default)]
+    rate_pause_ms: u64,
 }
 
-async fn handle(job: FaultJob, _ctx: JobContext) -> Result<u64, JobError> {
+async fn handle(job: FaultJob, ctx: JobContext) -> Result<u64, JobError> {
+    if job.rate_pause_ms > 0 && ctx.deferrals() == 0 {
+        return Err(JobError::rate_limited(
+            "the provider answered 429",
+            Duration::from_millis(job.rate_pause_ms),
+        ));
+    }
     if job.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
     }
