@@ -10,6 +10,8 @@
 //! | `DROVER_LEASE_MS` | `30000` | a crashed worker's jobs run again after this |
 //! | `DROVER_RESCUE_INTERVAL_MS` | `5000` | how often expired leases are looked for |
 //! | `DROVER_HEARTBEAT_INTERVAL_MS` | `5000` | how often the worker says it is alive |
+//! | `DROVER_RATE_LIMIT` | none | a global rate limit per queue, across every worker: `queue=N/PERIOD[:BURST],…` (`export=3/s:5`, `analysis=60/min`; `none` for no limit); applied at start unless an admin set the queue's limits through the API |
+//! | `DROVER_MAX_ACTIVE` | none | at most this many jobs of the queue active at once across every worker: `queue=n,…` (`none` for no cap); applied like `DROVER_RATE_LIMIT` |
 //! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
 //! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
@@ -32,6 +34,7 @@ use std::time::Duration;
 use drover_jobs::QueueName;
 use drover_jobs::config::CommonConfig;
 use drover_jobs::env::{ConfigError, Env};
+use drover_queue::flow::{FlowLimits, RateLimit, check_max_active};
 use drover_queue::retention::{ArchiveMode, EnforcerOptions, Limits, Retention};
 use drover_queue::worker::WorkerOptions;
 
@@ -48,6 +51,52 @@ pub struct WorkerConfig {
     pub retention: RetentionConfig,
     /// How often analyses checkpoint and report progress.
     pub analysis: drover_analysis::job::RunConfig,
+    /// The configured flow limits of each queue (queues not listed have none).
+    pub flow: BTreeMap<QueueName, FlowLimits>,
+}
+
+impl WorkerConfig {
+    /// The configured flow limits of queue `q`.
+    #[must_use]
+    pub fn flow_limits(&self, q: QueueName) -> FlowLimits {
+        self.flow.get(&q).copied().unwrap_or_default()
+    }
+}
+
+/// `DROVER_RATE_LIMIT` and `DROVER_MAX_ACTIVE`.
+fn flow_from_env(env: &Env) -> Result<BTreeMap<QueueName, FlowLimits>, ConfigError> {
+    let rates = per_queue(
+        env,
+        "DROVER_RATE_LIMIT",
+        "N/PERIOD[:BURST] such as 5/s, 60/min or 3/s:5 (N and BURST at least 1, PERIOD 1 ms to 1 day), or none",
+        |s: &str| match s {
+            "none" => Some(None),
+            _ => s.parse::<RateLimit>().ok().map(Some),
+        },
+    )?;
+    let caps = per_queue(
+        env,
+        "DROVER_MAX_ACTIVE",
+        "a number from 1 to 1000000, or none",
+        |s: &str| match s {
+            "none" => Some(None),
+            _ => s
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| check_max_active(n).ok())
+                .map(Some),
+        },
+    )?;
+    Ok(QueueName::ALL
+        .into_iter()
+        .map(|q| {
+            let limits = FlowLimits {
+                rate_limit: pick(&rates, q, None),
+                max_active: pick(&caps, q, None),
+            };
+            (q, limits)
+        })
+        .collect())
 }
 
 /// The retention of each queue, and how the enforcers pace themselves.
@@ -269,6 +318,7 @@ impl WorkerConfig {
                 3600 * env.number("DROVER_EXPORT_TTL_HOURS", 7 * 24, 1..=24 * 366)?,
             ),
             retention: RetentionConfig::from_env(env)?,
+            flow: flow_from_env(env)?,
             analysis: drover_analysis::job::RunConfig {
                 checkpoint_rows: env.number(
                     "DROVER_ANALYSIS_CHECKPOINT_ROWS",
@@ -379,6 +429,24 @@ mod tests {
     }
 
     #[test]
+    fn flow_limits_are_read_per_queue() {
+        let c = WorkerConfig::from_env(&Env::from_pairs([
+            ("DROVER_RATE_LIMIT", "export=3/s:5,analysis=60/min"),
+            ("DROVER_MAX_ACTIVE", "2,cleanup=none"),
+        ]))
+        .unwrap();
+        let e = c.flow_limits(QueueName::Export);
+        let r = e.rate_limit.unwrap();
+        assert_eq!((r.limit, r.per, r.burst), (3, Duration::from_secs(1), 5));
+        assert_eq!(e.max_active, Some(2));
+        let a = c.flow_limits(QueueName::Analysis).rate_limit.unwrap();
+        assert_eq!((a.limit, a.per, a.burst), (60, Duration::from_secs(60), 60));
+        assert_eq!(c.flow_limits(QueueName::Cleanup), FlowLimits::default());
+        assert_eq!(c.flow_limits(QueueName::Aggregation).rate_limit, None);
+        assert_eq!(c.flow_limits(QueueName::Aggregation).max_active, Some(2));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (var, value) in [
             ("DROVER_WORKER_QUEUES", "export,mail"),
@@ -392,6 +460,11 @@ mod tests {
             ("DROVER_ARCHIVE", "some"),
             ("DROVER_RETENTION_BATCH", "0"),
             ("DROVER_RETENTION", "maybe"),
+            ("DROVER_RATE_LIMIT", "export=0/s"),
+            ("DROVER_RATE_LIMIT", "export=5/s:0"),
+            ("DROVER_RATE_LIMIT", "5/3d"),
+            ("DROVER_MAX_ACTIVE", "export=0"),
+            ("DROVER_MAX_ACTIVE", "-2"),
         ] {
             let e = WorkerConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{e}");

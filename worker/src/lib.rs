@@ -16,6 +16,7 @@ pub mod cleanup;
 pub mod config;
 pub mod deps;
 pub mod export;
+pub mod flow;
 pub mod jobs;
 pub mod retention;
 
@@ -45,6 +46,7 @@ pub async fn run(
         &retention::SqlArchive::new(db.clone()),
         &stop_retention,
     )?;
+    let flow_task = flow::seed_all(&config, &queues);
     let deps = Deps {
         db,
         redis: redis.clone(),
@@ -90,6 +92,7 @@ pub async fn run(
     if let Some(t) = metrics_task {
         t.abort();
     }
+    flow_task.abort();
     tracing::info!("drover-worker stopped");
     result
 }

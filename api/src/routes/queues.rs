@@ -1,9 +1,10 @@
-//! Running the queues: list, metrics, pause, resume, clean. Admin keys only.
+//! Running the queues: list, metrics, pause, resume, clean, flow limits. Admin keys only.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drover_jobs::QueueName;
+use drover_queue::flow::{FlowPatch, FlowStatus, LimitError, RateLimit, SetBy, check_max_active};
 use drover_queue::{Counts, JobState, MinuteStats, Queue};
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -85,8 +86,162 @@ pub struct QueueMetrics {
     pub throughput: Throughput,
     /// Workers serving the queue that sent a heartbeat recently.
     pub live_workers: u64,
+    /// Flow control across every worker: limits, tokens and back-pressure.
+    pub flow: FlowMetrics,
     /// When this was read (Redis's clock).
     pub measured_at: DateTime<Utc>,
+}
+
+/// A global rate limit: `limit` job starts per `per_ms`, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitBody {
+    /// Starts allowed per period: 1 to 10000000.
+    pub limit: i64,
+    /// The period in ms: 1 to 86400000 (one day).
+    pub per_ms: i64,
+    /// Most jobs that may start at once after a quiet spell (the bucket's size): at
+    /// least 1; `limit` when absent.
+    #[serde(default)]
+    pub burst: Option<i64>,
+}
+
+impl From<RateLimit> for RateLimitBody {
+    fn from(r: RateLimit) -> Self {
+        Self {
+            limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
+            per_ms: i64::try_from(r.per.as_millis()).unwrap_or(i64::MAX),
+            burst: Some(i64::try_from(r.burst).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+/// Who set the limits last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum LimitsSetBy {
+    /// The queue has never had limits.
+    Nobody,
+    /// A worker's configuration (`DROVER_RATE_LIMIT`, `DROVER_MAX_ACTIVE`) at its start.
+    Config,
+    /// An admin through this API; configuration no longer overwrites it.
+    Api,
+}
+
+/// A queue's flow control at one instant.
+#[derive(Debug, Clone, Object)]
+pub struct FlowMetrics {
+    /// The global rate limit; absent when there is none.
+    #[oai(skip_serializing_if_is_none)]
+    pub rate_limit: Option<RateLimitBody>,
+    /// At most this many jobs active at once across all workers; absent when uncapped.
+    #[oai(skip_serializing_if_is_none)]
+    pub max_active: Option<u64>,
+    pub set_by: LimitsSetBy,
+    /// The rate limit in job starts per second; absent without a rate limit.
+    #[oai(skip_serializing_if_is_none)]
+    pub rate_per_second: Option<f64>,
+    /// Whole tokens in the bucket now: jobs that may start at once. Absent without a rate limit.
+    #[oai(skip_serializing_if_is_none)]
+    pub tokens_available: Option<u64>,
+    /// Waiting jobs that the tokens in the bucket cannot start now.
+    pub waiting_for_token: u64,
+    /// How long a handler's rate pause (`rate_limited`) still holds back every start, in ms.
+    pub rate_paused_for_ms: u64,
+    /// How long a job submitted now waits for the limiter (tokens and rate pause)
+    /// before it may start, in ms. Worker capacity comes on top.
+    pub expected_start_delay_ms: u64,
+}
+
+impl From<FlowStatus> for FlowMetrics {
+    fn from(f: FlowStatus) -> Self {
+        Self {
+            rate_limit: f.limits.rate_limit.map(Into::into),
+            max_active: f.limits.max_active,
+            set_by: match f.set_by {
+                SetBy::Nobody => LimitsSetBy::Nobody,
+                SetBy::Config => LimitsSetBy::Config,
+                SetBy::Api => LimitsSetBy::Api,
+            },
+            rate_per_second: f.rate_per_second,
+            tokens_available: f.tokens_available,
+            waiting_for_token: f.waiting_for_token,
+            rate_paused_for_ms: f.rate_paused_for_ms,
+            expected_start_delay_ms: f.expected_start_delay_ms,
+        }
+    }
+}
+
+/// A change of a queue's flow limits. A field left out stays as it is; `null` removes
+/// the limit.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(example)]
+#[serde(deny_unknown_fields)]
+pub struct QueuePatch {
+    /// The global rate limit, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit: Option<Option<RateLimitBody>>,
+    /// The global cap on active jobs (1 to 1000000), or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    pub max_active: Option<Option<i64>>,
+}
+
+/// A field that is present (even as `null`) is `Some`; an absent one stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl Example for QueuePatch {
+    fn example() -> Self {
+        Self {
+            rate_limit: Some(Some(RateLimitBody {
+                limit: 3,
+                per_ms: 1000,
+                burst: Some(5),
+            })),
+            max_active: Some(Some(2)),
+        }
+    }
+}
+
+impl QueuePatch {
+    /// The checked change, or a 400 naming the field and why.
+    fn check(&self) -> Result<FlowPatch, ApiError> {
+        let bad = |e: LimitError| ApiError::validation(e.field, e.reason);
+        let rate_limit = match self.rate_limit {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(r)) => Some(Some(
+                RateLimit::new(r.limit, r.per_ms, r.burst).map_err(bad)?,
+            )),
+        };
+        let max_active = match self.max_active {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(n)) => Some(Some(check_max_active(n).map_err(bad)?)),
+        };
+        if rate_limit.is_none() && max_active.is_none() {
+            return Err(ApiError::validation(
+                "",
+                "nothing to change: send rate_limit and/or max_active (null removes a limit)",
+            ));
+        }
+        Ok(FlowPatch {
+            rate_limit,
+            max_active,
+        })
+    }
+}
+
+/// A queue's flow control after a change.
+#[derive(Debug, Clone, Object)]
+pub struct QueueFlow {
+    pub queue: String,
+    pub flow: FlowMetrics,
 }
 
 fn metrics_example() -> QueueMetrics {
@@ -122,6 +277,20 @@ fn metrics_example() -> QueueMetrics {
             ],
         },
         live_workers: 2,
+        flow: FlowMetrics {
+            rate_limit: Some(RateLimitBody {
+                limit: 3,
+                per_ms: 1000,
+                burst: Some(5),
+            }),
+            max_active: Some(2),
+            set_by: LimitsSetBy::Api,
+            rate_per_second: Some(3.0),
+            tokens_available: Some(0),
+            waiting_for_token: 12,
+            rate_paused_for_ms: 0,
+            expected_start_delay_ms: 4_200,
+        },
         measured_at: at(start + 90_000),
     }
 }
@@ -257,6 +426,13 @@ enum PauseResponse {
     /// The queue's pause state now.
     #[oai(status = 200)]
     Ok(Json<PauseState>),
+}
+
+#[derive(ApiResponse)]
+enum PatchQueueResponse {
+    /// The queue's flow control now; every worker applies it within a second.
+    #[oai(status = 200)]
+    Ok(Json<QueueFlow>),
 }
 
 #[derive(ApiResponse)]
@@ -406,6 +582,43 @@ impl QueuesApi {
         })))
     }
 
+    /// Change a queue's flow limits
+    ///
+    /// Sets the global rate limit (`limit` starts per `per_ms`, bursts of up to
+    /// `burst`) and the global cap on active jobs (`max_active`) that every worker of
+    /// the queue obeys together. Running workers apply it within a second, without a
+    /// restart; a worker's configuration no longer overwrites it. A field left out
+    /// stays as it is; `null` removes the limit.
+    #[oai(
+        path = "/queues/:queue",
+        method = "patch",
+        operation_id = "patch_queue"
+    )]
+    async fn patch(
+        &self,
+        _key: AdminKey,
+        state: Data<&AppState>,
+        /// `export`, `analysis`, `aggregation` or `cleanup`.
+        queue: Path<QueueParam>,
+        body: JsonBody<QueuePatch>,
+    ) -> Result<PatchQueueResponse, ApiError> {
+        let name = queue.0.queue()?;
+        let patch = body.0.check()?;
+        let q = state.queues().get(name);
+        q.set_flow_limits(patch).await?;
+        let flow = q.flow_status().await?;
+        tracing::info!(
+            queue = %name,
+            rate_limit = flow.limits.rate_limit.map(|r| r.to_string()),
+            max_active = flow.limits.max_active,
+            "queue flow limits changed"
+        );
+        Ok(PatchQueueResponse::Ok(Json(QueueFlow {
+            queue: name.as_str().to_owned(),
+            flow: flow.into(),
+        })))
+    }
+
     /// Clean finished jobs
     ///
     /// Deletes completed (or failed) jobs that finished more than `grace_ms` ago, oldest
@@ -455,16 +668,18 @@ impl QueuesApi {
     }
 }
 
-/// Reads one queue's metrics: three round trips, sent together.
+/// Reads one queue's metrics: four round trips, sent together.
 async fn queue_metrics(name: QueueName, q: &Queue) -> Result<QueueMetrics, ApiError> {
-    let (overview, minutes, workers) = tokio::join!(
+    let (overview, minutes, workers, flow) = tokio::join!(
         q.overview(),
         q.minute_stats(METRICS_WINDOW_MINUTES),
-        q.workers()
+        q.workers(),
+        q.flow_status()
     );
     let overview = overview?;
     let minutes = minutes?;
     let workers = workers?;
+    let flow = flow?;
     Ok(QueueMetrics {
         queue: name.as_str().to_owned(),
         paused: overview.paused,
@@ -472,6 +687,7 @@ async fn queue_metrics(name: QueueName, q: &Queue) -> Result<QueueMetrics, ApiEr
         oldest_waiting_age_ms: overview.oldest_waiting_age_ms,
         throughput: throughput(&minutes),
         live_workers: workers.len() as u64,
+        flow: flow.into(),
         measured_at: at(overview.now_ms),
     })
 }

@@ -14,6 +14,13 @@
 //! 4. **retry**: `--retry-jobs` jobs that each fail twice and then succeed, with a
 //!    10 ms base exponential backoff → `retry_jobs_per_s`.
 //!
+//! With `--rate-limit N/PERIOD[:BURST]` (e.g. `1000000/s`), the process phase runs
+//! again on queues that carry that global rate limit, interleaved with more runs
+//! without one (`--rate-limit-rounds` pairs, the first unlimited run being phase 2),
+//! all in the same invocation → `limited_process_jobs_per_s` and
+//! `limited_ratio` (limited over unlimited throughput, summed over the rounds): what
+//! the limiter costs when it does not limit.
+//!
 //! The namespace's keys are deleted at the end.
 
 use std::sync::Arc;
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use apalis::prelude::*;
 use clap::Args;
+use drover_queue::flow::{FlowPatch, RateLimit};
 use drover_queue::worker::{DroverBackend, JobContext, JobError, WakeHub, WorkerOptions};
 use drover_queue::{
     Backoff, BackoffKind, JobOptions, NewJob, Queue, QueueDefaults, Redis, RedisConfig,
@@ -52,6 +60,13 @@ pub struct QueueBench {
     /// Jobs of the retry phase.
     #[arg(long, default_value_t = 20_000)]
     pub retry_jobs: usize,
+    /// Also measure the process phase under this global rate limit (`N/PERIOD[:BURST]`,
+    /// e.g. `1000000/s`), against runs without one in the same invocation.
+    #[arg(long)]
+    pub rate_limit: Option<RateLimit>,
+    /// Pairs of (unlimited, limited) process runs with `--rate-limit`.
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_rounds: usize,
     /// Redis to run against (default: REDIS_URL, or redis://127.0.0.1:6379).
     #[arg(long, env = "REDIS_URL", default_value = drover_jobs::config::DEFAULT_REDIS_URL)]
     pub redis_url: String,
@@ -106,6 +121,15 @@ struct Report {
     latency_max_ms: f64,
     retry_jobs: usize,
     retry_jobs_per_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<String>,
+    /// Throughput without a limit over every unlimited process run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unlimited_process_jobs_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_process_jobs_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_ratio: Option<f64>,
 }
 
 struct RunningWorker {
@@ -230,6 +254,44 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
         w.stop().await?;
         eprintln!("processed {} jobs in {process_s:.2} s", args.jobs);
 
+        // 2b: the same drain under a global rate limit, interleaved with more runs
+        // without one, so both see the same machine.
+        let mut flow = None;
+        if let Some(limit) = args.rate_limit {
+            let (mut free_s, mut free_n) = (process_s, args.jobs);
+            let (mut lim_s, mut lim_n) = (0.0, 0);
+            for round in 0..args.rate_limit_rounds.max(1) {
+                if round > 0 {
+                    let q = Queue::new(
+                        redis.clone(),
+                        &ns,
+                        &format!("free{round}"),
+                        defaults.clone(),
+                    )?;
+                    free_s += drain(&q, &hub, &opts, &probe, args.jobs, &payload).await?;
+                    free_n += args.jobs;
+                }
+                let q = Queue::new(
+                    redis.clone(),
+                    &ns,
+                    &format!("limited{round}"),
+                    defaults.clone(),
+                )?;
+                q.set_flow_limits(FlowPatch {
+                    rate_limit: Some(Some(limit)),
+                    max_active: None,
+                })
+                .await?;
+                let s = drain(&q, &hub, &opts, &probe, args.jobs, &payload).await?;
+                eprintln!("processed {} jobs under {limit} in {s:.2} s", args.jobs);
+                lim_s += s;
+                lim_n += args.jobs;
+            }
+            let free = free_n as f64 / free_s;
+            let limited = lim_n as f64 / lim_s;
+            flow = Some((limit, free, limited));
+        }
+
         // 3: latency at a steady rate, the worker idle between jobs.
         let q = Queue::new(redis.clone(), &ns, "latency", defaults.clone())?;
         let w = start_worker(&q, &hub, opts.clone(), probe.clone());
@@ -296,6 +358,10 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
             latency_max_ms: percentile(&lat, 1.0),
             retry_jobs: args.retry_jobs,
             retry_jobs_per_s: (args.retry_jobs as f64 / retry_s).round(),
+            rate_limit: flow.map(|(l, _, _)| l.to_string()),
+            unlimited_process_jobs_per_s: flow.map(|(_, f, _)| f.round()),
+            limited_process_jobs_per_s: flow.map(|(_, _, l)| l.round()),
+            limited_ratio: flow.map(|(_, f, l)| (l / f * 1000.0).round() / 1000.0),
         };
         println!("{}", serde_json::to_string(&report)?);
         anyhow::Ok(())
@@ -303,6 +369,32 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
     .await;
     cleanup(&redis, &ns).await;
     result
+}
+
+/// Enqueues `jobs` jobs on `q` (not timed), then times one worker draining them.
+async fn drain(
+    q: &Queue,
+    hub: &WakeHub,
+    opts: &WorkerOptions,
+    probe: &Probe,
+    jobs: usize,
+    payload: &str,
+) -> anyhow::Result<f64> {
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+        q.enqueue_many(
+            chunk
+                .iter()
+                .map(|_| NewJob::raw(payload.to_owned()))
+                .collect(),
+        )
+        .await?;
+    }
+    let t = Instant::now();
+    let w = start_worker(q, hub, opts.clone(), probe.clone());
+    wait_completed(q, jobs as u64, Duration::from_secs(600)).await?;
+    let s = t.elapsed().as_secs_f64();
+    w.stop().await?;
+    Ok(s)
 }
 
 /// Deletes every key of the benchmark's namespace.
