@@ -97,6 +97,7 @@ fn every_operation_is_documented_and_secured() {
             "list_queues",
             "list_schedules",
             "list_workers",
+            "patch_queue",
             "pause_queue",
             "promote_job",
             "publish_test_event",
