@@ -368,13 +368,22 @@ async fn bench(
     let mut calibration = Value::Null;
     if args.calibration_rows > 0 {
         let up = upload(&base, api.pid, &cal, "calibration.csv").await?;
-        let before = estimate(&base, &up.id).await?;
+        // The worker calibrates in the background at its start: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = loop {
+            let e = estimate(&base, &up.id).await?;
+            if e["basis"] != "api_sample" || Instant::now() > deadline {
+                break e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let run = analyse(&base, worker.pid, &up.id).await?;
         calibration = json!({
             "rows": args.calibration_rows,
             "mb": mb(up.bytes),
             "seconds": round2(run.secs),
             "fresh_install_estimate_s": before["seconds"],
+            "fresh_install_basis": before["basis"],
             "fresh_install_estimate_error_pct": round2((before["seconds"].as_f64().unwrap_or(0.0) / run.secs - 1.0) * 100.0),
         });
     }
