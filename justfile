@@ -29,6 +29,18 @@ migrate:
 bench jobs="100000" concurrency="50":
     cargo run --release -- bench queue --jobs {{jobs}} --concurrency {{concurrency}}
 
+# Soak: 1,000,000 no-op jobs with the default retention; Redis memory and archive rows/s (see docs/BENCHMARKS.md)
+bench-retention jobs="1000000" database="sqlite":
+    cargo build --release -p drover-ops && ./target/release/drover bench retention --jobs {{jobs}} --database {{database}}
+
+# Export of N archived jobs through a real drover-worker: rows/s and its RSS (see docs/BENCHMARKS.md)
+bench-export rows="1000000" database="sqlite":
+    cargo build --release -p drover-ops -p drover-worker && ./target/release/drover bench export --rows {{rows}} --database {{database}}
+
+# Upload and analysis of a generated CSV through the real API and worker (see docs/BENCHMARKS.md)
+bench-analysis rows="1000000":
+    cargo build --release -p drover-ops -p drover-worker -p drover-api && ./target/release/drover bench analysis --rows {{rows}}
+
 # Benchmark job submission over HTTP with wrk, 32 keep-alive connections (see docs/BENCHMARKS.md)
 bench-api duration="30s" connections="32":
     BENCH_DURATION={{duration}} BENCH_CONNECTIONS={{connections}} ops/scripts/bench-api.sh

@@ -9,7 +9,9 @@
 //! - [`runner`]: the blocking, resumable loop that scores a dataset.
 //! - [`store`]: the tables (datasets, runs, checkpoints, summaries).
 //! - [`job`]: one attempt of an analysis job, with checkpoints and a lease.
+//! - [`calibrate`]: the throughput a fresh install measures at worker start.
 
+pub mod calibrate;
 pub mod job;
 pub mod profile;
 pub mod records;

@@ -2,7 +2,9 @@
 //! PostgreSQL alike).
 
 use chrono::Utc;
-use drover_entities::{analysis_checkpoint, analysis_run, analysis_summary, dataset};
+use drover_entities::{
+    analysis_calibration, analysis_checkpoint, analysis_run, analysis_summary, dataset,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -340,4 +342,39 @@ pub async fn recent_throughputs(db: &impl ConnectionTrait, n: u64) -> Result<Vec
         .into_iter()
         .filter_map(|r| r.bytes_per_sec)
         .collect())
+}
+
+/// Records `worker`'s start-up calibration (replacing its previous one).
+pub async fn save_calibration(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    bytes_per_sec: f64,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    let am = analysis_calibration::ActiveModel {
+        worker: Set(worker.to_owned()),
+        bytes_per_sec: Set(bytes_per_sec),
+        measured_at: Set(Utc::now()),
+    };
+    analysis_calibration::Entity::insert(am)
+        .on_conflict(
+            OnConflict::column(analysis_calibration::Column::Worker)
+                .update_columns([
+                    analysis_calibration::Column::BytesPerSec,
+                    analysis_calibration::Column::MeasuredAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The most recent start-up calibration of any worker, in bytes per second.
+pub async fn latest_calibration(db: &impl ConnectionTrait) -> Result<Option<f64>, DbErr> {
+    Ok(analysis_calibration::Entity::find()
+        .order_by_desc(analysis_calibration::Column::MeasuredAt)
+        .one(db)
+        .await?
+        .map(|c| c.bytes_per_sec))
 }

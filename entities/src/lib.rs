@@ -5,6 +5,7 @@
 //!
 //! - [`aggregate`]: hourly and daily aggregates of the queues' counters.
 //! - [`analysis_checkpoint`], [`analysis_run`], [`analysis_summary`]: analyses of datasets.
+//! - [`analysis_calibration`]: each machine's start-up measure of the analysis throughput.
 //! - [`api_key`]: API keys, stored hashed, each with a role.
 //! - [`dataset`]: uploaded CSV datasets and their profiles.
 //! - [`export`]: export files made by export jobs.
@@ -13,6 +14,7 @@
 //! - [`schedule_fire`]: each fire of a schedule, enqueued or skipped.
 
 pub mod aggregate;
+pub mod analysis_calibration;
 pub mod analysis_checkpoint;
 pub mod analysis_run;
 pub mod analysis_summary;

@@ -35,4 +35,11 @@ pub enum Command {
 pub enum Bench {
     /// Enqueue, process, latency and retry throughput of the queue against REDIS_URL.
     Queue(crate::bench::queue::QueueBench),
+    /// A soak of no-op jobs with the default retention: Redis memory over time and
+    /// archive rows/s.
+    Retention(crate::bench::retention::RetentionBench),
+    /// One export of archived jobs through a real drover-worker: rows/s and its RSS.
+    Export(crate::bench::export::ExportBench),
+    /// Upload and sentiment analysis of a generated CSV through the real API and worker.
+    Analysis(crate::bench::analysis::AnalysisBench),
 }

@@ -26,6 +26,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Up => up::run(&env).await,
         Command::Migrate => migrate(&env).await,
         Command::Bench(Bench::Queue(args)) => bench::queue::run(args).await,
+        Command::Bench(Bench::Retention(args)) => bench::retention::run(args).await,
+        Command::Bench(Bench::Export(args)) => bench::export::run(args).await,
+        Command::Bench(Bench::Analysis(args)) => bench::analysis::run(args).await,
         Command::Keys { command } => keys::run(&env, command).await,
     };
     match result {

@@ -10,8 +10,10 @@
 //! - [`export`], [`aggregation`], [`cleanup`]: that work, as plain code over a database
 //!   connection, a Redis handle and the data directory.
 //! - [`retention`]: the queues' retention, archiving into the database.
+//! - [`calibration`]: the analysis throughput measured at start, for estimates.
 
 pub mod aggregation;
+pub mod calibration;
 pub mod cleanup;
 pub mod config;
 pub mod deps;
@@ -57,6 +59,14 @@ pub async fn run(
         namespace: config.common.namespace.clone(),
         analysis: config.analysis,
     };
+    // In the background: the queues start at once, estimates have a figure soon after.
+    let calibration_task = config
+        .queues
+        .contains_key(&drover_jobs::QueueName::Analysis)
+        .then(|| {
+            let (db, dir) = (deps.db.clone(), deps.data_dir.clone());
+            tokio::spawn(async move { calibration::measure_and_store(&db, &dir).await })
+        });
     let metrics_task = match config.metrics_addr {
         Some(addr) => {
             let probes = drover_jobs::probes::Probes {
@@ -93,6 +103,9 @@ pub async fn run(
         t.abort();
     }
     flow_task.abort();
+    if let Some(t) = calibration_task {
+        t.abort();
+    }
     tracing::info!("drover-worker stopped");
     result
 }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use drover_entities::{aggregate, export as exports, job_history};
+use drover_entities::{aggregate, analysis_summary, export as exports, job_history};
 use drover_jobs::kinds::{ExportFilters, ExportFormat, ExportPayload, ExportSource};
 use drover_jobs::{QueueName, data_dir};
 use drover_worker::export::{self, ExportError, ExportJob, ExportSettings, Progress, Row};
@@ -353,15 +353,112 @@ async fn an_attempt_that_loses_its_lease_stops_and_leaves_no_file() {
     }
 }
 
-#[tokio::test]
-async fn analysis_results_are_a_permanent_error_until_their_table_exists() {
-    let (_t, db) = common::databases().await.into_iter().next().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let p = payload(ExportSource::AnalysisResults, ExportFormat::Csv, false);
-    let err = run(&db, dir.path(), "01KANALYSIS", 1, &p)
+/// Summaries of three analyses, two or three columns each, written straight to the table.
+async fn seed_summaries(db: &DatabaseConnection) -> Vec<analysis_summary::Model> {
+    use sea_orm::ActiveValue::Set;
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
+    let mut all = Vec::new();
+    for (j, job) in ["01KJOBA", "01KJOBB", "01KJOBC"].iter().enumerate() {
+        // Column names that sort differently from their insertion order, and one
+        // that CSV must quote.
+        let cols: &[&str] = if j == 1 {
+            &["zeta", "alpha", "has,comma"]
+        } else {
+            &["review", "title"]
+        };
+        for (k, col) in cols.iter().enumerate() {
+            let n = (j * 10 + k) as i64;
+            let m = analysis_summary::ActiveModel {
+                job_id: Set((*job).to_owned()),
+                column_name: Set((*col).to_owned()),
+                rows: Set(1000 + n),
+                positive: Set(500 + n),
+                neutral: Set(200),
+                negative: Set(300),
+                mean_compound: Set(0.125 + n as f64 / 100.0),
+                histogram: Set(serde_json::to_string(&vec![n; 20]).unwrap()),
+                created_at: Set(t0 + chrono::Duration::hours(j as i64)),
+            };
+            all.push(
+                analysis_summary::Entity::insert(m)
+                    .exec_with_returning(db)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    all.sort_by(|a, b| (&a.job_id, &a.column_name).cmp(&(&b.job_id, &b.column_name)));
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_results_exports_hold_the_summaries_of_the_database() {
+    for (_t, db) in common::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let all = seed_summaries(&db).await;
+        assert_eq!(all.len(), 7);
+
+        // CSV, everything, across pages of 2 rows (composite keyset over job and column).
+        let mut p = payload(ExportSource::AnalysisResults, ExportFormat::Csv, false);
+        let s = ExportSettings {
+            page_rows: 2,
+            ..settings(dir.path())
+        };
+        let m = export::run(
+            &db,
+            &s,
+            ExportJob {
+                id: "01KEXPA",
+                attempt: 1,
+                payload: &p,
+            },
+            &(),
+            &CancellationToken::new(),
+        )
         .await
-        .unwrap_err();
-    assert!(err.is_permanent(), "{err}");
-    assert!(err.to_string().contains("analysis_results"), "{err}");
-    assert!(files_in(&data_dir::exports_dir(dir.path())).is_empty());
+        .unwrap();
+        assert_eq!(m.rows, 7);
+        let (header, rows) = csv_rows(&check_file(dir.path(), &m));
+        assert_eq!(header, <analysis_summary::Model as Row>::HEADER);
+        assert_eq!(header[1], "column");
+        let expected: Vec<Vec<String>> = all.iter().map(Row::csv_record).collect();
+        assert_eq!(rows, expected);
+        assert_eq!(rows[0][..2], ["01KJOBA".to_owned(), "review".to_owned()]);
+        assert_eq!(rows[2][..2], ["01KJOBB".to_owned(), "alpha".to_owned()]);
+        assert_eq!(rows[3][1], "has,comma");
+
+        // JSON lines, one analysis job, gzipped: its columns only, from the table.
+        p.format = ExportFormat::Jsonl;
+        p.gzip = true;
+        p.filters.job_id = Some("01KJOBB".to_owned());
+        let m = run(&db, dir.path(), "01KEXPB", 1, &p).await.unwrap();
+        let lines = json_rows(&check_file(dir.path(), &m));
+        let want: Vec<&analysis_summary::Model> =
+            all.iter().filter(|s| s.job_id == "01KJOBB").collect();
+        assert_eq!(lines.len(), 3);
+        for (line, s) in lines.iter().zip(&want) {
+            assert_eq!(line["job_id"], "01KJOBB");
+            assert_eq!(line["column"], s.column_name.as_str());
+            assert_eq!(line["rows"], s.rows);
+            assert_eq!(line["positive"], s.positive);
+            assert_eq!(line["mean_compound"], s.mean_compound);
+            assert_eq!(
+                line["histogram"],
+                serde_json::from_str::<Value>(&s.histogram).unwrap()
+            );
+        }
+
+        // A time range: only the summaries made at or after the second analysis.
+        let mut p = payload(ExportSource::AnalysisResults, ExportFormat::Csv, false);
+        p.filters.from = Some(
+            all.iter()
+                .find(|s| s.job_id == "01KJOBB")
+                .unwrap()
+                .created_at,
+        );
+        let m = run(&db, dir.path(), "01KEXPC", 1, &p).await.unwrap();
+        let (_, rows) = csv_rows(&check_file(dir.path(), &m));
+        assert_eq!(rows.len(), 5);
+        assert!(rows.iter().all(|r| r[0] != "01KJOBA"));
+    }
 }

@@ -144,7 +144,9 @@ pub struct EstimateView {
     pub upper_seconds: f64,
     /// Bytes of CSV per second the estimate assumes.
     pub bytes_per_sec: f64,
-    /// `measured` (completed runs here) or `calibration` (this process scored a sample).
+    /// `measured` (the median of the last completed runs here), `calibration` (what a
+    /// worker measured at its start, before any run completed) or `api_sample` (no
+    /// worker has calibrated yet: a rough figure from a sample this process scored).
     pub basis: String,
 }
 
@@ -173,7 +175,9 @@ enum EstimateResponse {
     Ok(Json<EstimateView>),
 }
 
-/// Bytes per second of one core on review-like text, measured once per process.
+/// Bytes per second of one core on review-like text, measured once per process: the
+/// last resort, when no run has completed and no worker has calibrated (it scores
+/// text only, without the CSV parsing and results a run does, so it runs high).
 fn calibration() -> f64 {
     static RATE: OnceLock<f64> = OnceLock::new();
     *RATE.get_or_init(|| {
@@ -293,8 +297,8 @@ impl AnalysisApi {
     /// Estimate an analysis
     ///
     /// Expected rows, cells and seconds for an analysis of the dataset, from its size and
-    /// the throughput of the last completed runs here (or, on a fresh install, a sample
-    /// this process scores once).
+    /// the throughput of the last completed runs here (or, on a fresh install, the
+    /// calibration a worker measured when it started).
     #[oai(
         path = "/analysis/estimate",
         method = "post",
@@ -322,7 +326,10 @@ impl AnalysisApi {
             .ok_or_else(|| ApiError::validation("dataset_id", "no such dataset"))?;
         let mut rates = store::recent_throughputs(state.db(), 5).await?;
         let (bps, basis) = if rates.is_empty() {
-            (calibration(), "calibration")
+            match store::latest_calibration(state.db()).await? {
+                Some(rate) => (rate, "calibration"),
+                None => (calibration(), "api_sample"),
+            }
         } else {
             rates.sort_by(f64::total_cmp);
             (rates[rates.len() / 2], "measured")

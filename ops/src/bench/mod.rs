@@ -1,3 +1,7 @@
 //! `drover bench …`: benchmarks that print their figures as one JSON line.
 
+pub mod analysis;
+pub mod export;
 pub mod queue;
+pub mod retention;
+pub mod support;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use drover_entities::{aggregate, export, job_history};
+use drover_entities::{aggregate, analysis_summary, export, job_history};
 use drover_jobs::data_dir;
 use drover_jobs::kinds::{ExportFormat, ExportPayload, ExportSource};
 use sea_orm::sea_query::OnConflict;
@@ -129,11 +129,9 @@ pub async fn run(
         ExportSource::Aggregates => {
             run_rows::<aggregate::Model>(db, settings, job, progress, lease_lost).await
         }
-        ExportSource::AnalysisResults => Err(ExportError::Unavailable(
-            "the analysis_results source is not available in this build: its table \
-             (analysis_summaries) is not part of this database's schema yet"
-                .to_owned(),
-        )),
+        ExportSource::AnalysisResults => {
+            run_rows::<analysis_summary::Model>(db, settings, job, progress, lease_lost).await
+        }
     }
 }
 

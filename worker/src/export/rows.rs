@@ -6,11 +6,11 @@
 use std::future::Future;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use drover_entities::{aggregate, job_history};
+use drover_entities::{aggregate, analysis_summary, job_history};
 use drover_jobs::kinds::ExportFilters;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde_json::{Value, json};
 
@@ -233,5 +233,98 @@ impl Row for aggregate::Model {
 
     async fn count(db: &DatabaseConnection, filters: &ExportFilters) -> Result<u64, DbErr> {
         aggregates_filtered(filters).count(db).await
+    }
+}
+
+fn summaries_filtered(filters: &ExportFilters) -> Select<analysis_summary::Entity> {
+    use analysis_summary::Column as C;
+    let mut q = analysis_summary::Entity::find();
+    if let Some(job) = &filters.job_id {
+        q = q.filter(C::JobId.eq(job.as_str()));
+    }
+    if let Some(from) = filters.from {
+        q = q.filter(C::CreatedAt.gte(from));
+    }
+    if let Some(to) = filters.to {
+        q = q.filter(C::CreatedAt.lt(to));
+    }
+    q
+}
+
+/// `analysis_results`: the per-column summaries of completed analyses (the per-row
+/// scores are the analysis's own results file, served by `/analysis/{id}/results`).
+impl Row for analysis_summary::Model {
+    const HEADER: &'static [&'static str] = &[
+        "job_id",
+        "column",
+        "rows",
+        "positive",
+        "neutral",
+        "negative",
+        "mean_compound",
+        "histogram",
+        "created_at",
+    ];
+    /// (job id, column): the table's primary key.
+    type Key = (String, String);
+
+    fn key(&self) -> (String, String) {
+        (self.job_id.clone(), self.column_name.clone())
+    }
+
+    fn csv_record(&self) -> Vec<String> {
+        vec![
+            self.job_id.clone(),
+            self.column_name.clone(),
+            self.rows.to_string(),
+            self.positive.to_string(),
+            self.neutral.to_string(),
+            self.negative.to_string(),
+            self.mean_compound.to_string(),
+            self.histogram.clone(),
+            ts(&self.created_at),
+        ]
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "job_id": self.job_id,
+            "column": self.column_name,
+            "rows": self.rows,
+            "positive": self.positive,
+            "neutral": self.neutral,
+            "negative": self.negative,
+            "mean_compound": self.mean_compound,
+            "histogram": parsed(&self.histogram),
+            "created_at": ts(&self.created_at),
+        })
+    }
+
+    async fn page(
+        db: &DatabaseConnection,
+        filters: &ExportFilters,
+        after: Option<(String, String)>,
+        n: u64,
+    ) -> Result<Vec<Self>, DbErr> {
+        use analysis_summary::Column as C;
+        let mut q = summaries_filtered(filters);
+        if let Some((job, column)) = after {
+            q = q.filter(
+                Condition::any().add(C::JobId.gt(job.as_str())).add(
+                    Condition::all()
+                        .add(C::JobId.eq(job.as_str()))
+                        .add(C::ColumnName.gt(column)),
+                ),
+            );
+        }
+        q.order_by_asc(C::JobId)
+            .order_by_asc(C::ColumnName)
+            .limit(n)
+            .all(db)
+            .await
+    }
+
+    async fn count(db: &DatabaseConnection, filters: &ExportFilters) -> Result<u64, DbErr> {
+        summaries_filtered(filters).count(db).await
     }
 }
