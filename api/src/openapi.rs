@@ -156,35 +156,38 @@ fn close_request_schemas(doc: &mut Value) {
     }
 }
 
-/// Links `add_job`'s 201 to the operations on the job it created.
+/// Links each typed submit operation's 201 to the operations on the job it created.
 fn link_submitted_jobs(doc: &mut Value) {
-    let by_queue_and_id = serde_json::json!({
-        "queue": "$request.path.queue",
-        "id": "$response.body#/id",
-    });
-    let mut links = serde_json::Map::new();
-    for (name, op, params) in [
-        ("GetJob", "get_job", &by_queue_and_id),
-        ("DeleteJob", "delete_job", &by_queue_and_id),
-        ("RetryJob", "retry_job", &by_queue_and_id),
-        ("PromoteJob", "promote_job", &by_queue_and_id),
-        (
-            "FindJob",
-            "find_job",
-            &serde_json::json!({ "id": "$response.body#/id" }),
-        ),
-    ] {
-        links.insert(
-            name.to_owned(),
-            serde_json::json!({ "operationId": op, "parameters": params }),
+    for queue in drover_jobs::QueueName::ALL {
+        let by_queue_and_id = serde_json::json!({
+            "queue": queue.as_str(),
+            "id": "$response.body#/id",
+        });
+        let mut links = serde_json::Map::new();
+        for (name, op, params) in [
+            ("GetJob", "get_job", &by_queue_and_id),
+            ("DeleteJob", "delete_job", &by_queue_and_id),
+            ("RetryJob", "retry_job", &by_queue_and_id),
+            ("PromoteJob", "promote_job", &by_queue_and_id),
+            (
+                "FindJob",
+                "find_job",
+                &serde_json::json!({ "id": "$response.body#/id" }),
+            ),
+        ] {
+            links.insert(
+                name.to_owned(),
+                serde_json::json!({ "operationId": op, "parameters": params }),
+            );
+        }
+        // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
+        let pointer = format!(
+            "/paths/~1api~1v1~1queues~1{}~1jobs/post/responses/201",
+            queue.as_str()
         );
-    }
-    // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
-    if let Some(r) = doc
-        .pointer_mut("/paths/~1api~1v1~1queues~1{queue}~1jobs/post/responses/201")
-        .and_then(Value::as_object_mut)
-    {
-        r.insert("links".to_owned(), Value::Object(links));
+        if let Some(r) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) {
+            r.insert("links".to_owned(), Value::Object(links));
+        }
     }
 }
 
@@ -198,21 +201,38 @@ pub fn allowed_methods(spec: &str) -> Vec<(String, String)> {
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         return Vec::new();
     };
+    let methods_of = |item: &Value| -> Vec<String> {
+        item.as_object()
+            .map(|m| m.keys().map(|k| k.to_ascii_uppercase()).collect())
+            .unwrap_or_default()
+    };
     paths
         .iter()
-        .filter_map(|(path, item)| {
-            let mut methods: Vec<String> = item
-                .as_object()?
-                .keys()
-                .map(|m| m.to_ascii_uppercase())
+        .map(|(path, item)| {
+            // A literal path (`/queues/export/jobs`) also answers what the templates it
+            // fits (`/queues/{queue}/jobs`) answer.
+            let mut methods: BTreeSet<String> = paths
+                .iter()
+                .filter(|(template, _)| template_fits(template, path))
+                .flat_map(|(_, other)| methods_of(other))
                 .collect();
+            methods.extend(methods_of(item));
             // The router answers HEAD wherever it answers GET.
-            if methods.iter().any(|m| m == "GET") {
-                methods.push("HEAD".to_owned());
+            if methods.contains("GET") {
+                methods.insert("HEAD".to_owned());
             }
-            Some((path.clone(), methods.join(", ")))
+            (
+                path.clone(),
+                methods.into_iter().collect::<Vec<_>>().join(", "),
+            )
         })
         .collect()
+}
+
+/// Whether the literal segments of `path` fit `template` (`{…}` segments fit any).
+fn template_fits(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
 }
 
 /// The schema names `$ref`'d anywhere inside `v`.

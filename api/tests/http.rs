@@ -41,6 +41,16 @@ async fn unknown_routes_and_methods_answer_in_the_envelope_with_a_request_id() {
     .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD"));
+    // A queue's typed submit path also lists its jobs, like `/queues/{queue}/jobs`.
+    let r = Reply::of(
+        api.req(reqwest::Method::DELETE, "/api/v1/queues/export/jobs", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
     // A request id that is not sane is replaced.
     let r = Reply::of(
         api.client

@@ -125,6 +125,8 @@ pub struct JobRecord {
     pub traceparent: Option<String>,
     /// The job's own retention, if it was given one at submission.
     pub retention: Option<JobRetention>,
+    /// The API key that submitted it (`api_keys.id`), if one did.
+    pub submitter: Option<i64>,
 }
 
 impl JobRecord {
@@ -180,6 +182,7 @@ impl JobRecord {
             request_id: text(&mut f, "request_id"),
             traceparent: text(&mut f, "traceparent"),
             retention: f.remove("retention").and_then(|r| JobRetention::decode(&r)),
+            submitter: num(&f, "submitter"),
         })
     }
 }

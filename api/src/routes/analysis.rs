@@ -15,7 +15,7 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use crate::auth::SubmitterKey;
+use crate::auth::{Principal, SubmitterKey};
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
 use crate::payload::JsonBody;
@@ -212,10 +212,11 @@ impl AnalysisApi {
     )]
     async fn get(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         job_id: Path<String>,
     ) -> Result<GetResponse, ApiError> {
+        readable(&state, &key.0, &job_id.0).await?;
         let run = store::get_run(state.db(), &job_id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no analysis {:?}", job_id.0)))?;
@@ -270,10 +271,11 @@ impl AnalysisApi {
     )]
     async fn results(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         job_id: Path<String>,
     ) -> Result<ResultsResponse, ApiError> {
+        readable(&state, &key.0, &job_id.0).await?;
         let run = store::get_run(state.db(), &job_id.0)
             .await?
             .filter(|r| r.status == "completed")
@@ -366,5 +368,19 @@ fn rename_field(e: ApiError) -> ApiError {
             }
         }
         other => other,
+    }
+}
+
+/// A submitter key reads only the analyses of jobs it submitted: any other is a 404,
+/// as if it did not exist.
+async fn readable(state: &AppState, key: &Principal, job_id: &str) -> Result<(), ApiError> {
+    if key.is_admin()
+        || super::lookup::find_anywhere(state, key, job_id)
+            .await?
+            .is_some()
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no analysis {job_id:?}")))
     }
 }

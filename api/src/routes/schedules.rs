@@ -256,7 +256,8 @@ async fn view(
     let last_job = match store::last_with_job(state.db(), &m.name).await? {
         Some(f) => match (f.job_id, f.queue.parse::<QueueName>()) {
             (Some(id), Ok(q)) => {
-                let st = find_in_queue(state, q, &id).await?.map_or_else(
+                let system = crate::auth::Principal::system();
+                let st = find_in_queue(state, &system, q, &id).await?.map_or_else(
                     || "gone".to_owned(),
                     |j| drover_queue::JobState::from(j.state).to_string(),
                 );
