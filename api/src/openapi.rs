@@ -112,6 +112,7 @@ pub fn spec_json(service: &OpenApiService<Apis, ()>) -> String {
         return raw;
     };
     close_request_schemas(&mut doc);
+    describe_event_streams(&mut doc);
     link_submitted_jobs(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
@@ -152,6 +153,71 @@ fn close_request_schemas(doc: &mut Value) {
             && obj.contains_key("properties")
         {
             obj.insert("additionalProperties".to_owned(), Value::Bool(false));
+            let required: BTreeSet<String> = obj
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+                for (name, prop) in props.iter_mut() {
+                    if !required.contains(name) {
+                        make_nullable(prop);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Says that an optional field of a request body may also be `null`: the parsers read
+/// `null` as "absent", so the document must not call it invalid.
+fn make_nullable(prop: &mut Value) {
+    let Some(obj) = prop.as_object_mut() else {
+        return;
+    };
+    if let Some(r) = obj.remove("$ref") {
+        // OpenAPI 3.0 ignores the siblings of a `$ref`: wrap it.
+        obj.insert("allOf".to_owned(), serde_json::json!([{ "$ref": r }]));
+    }
+    obj.insert("nullable".to_owned(), Value::Bool(true));
+}
+
+/// What a `text/event-stream` response holds, one message at a time: poem-openapi
+/// describes the stream as an array of events, while the tools that check streams
+/// (schemathesis) read the schema as that of each message (`event`, `id`, `data`).
+fn describe_event_streams(doc: &mut Value) {
+    let message = serde_json::json!({
+        "type": "object",
+        "description": "One Server-Sent Events message. `data` is JSON: an `Event` (see \
+            #/components/schemas/Event) for job and queue events, and a notice object for \
+            `stream:gap`, `stream:lagged` and `stream:error`.",
+        "required": ["data"],
+        "properties": {
+            "event": { "type": "string" },
+            "id": { "type": "string" },
+            "data": { "type": "string" },
+            "retry": { "type": "integer" }
+        }
+    });
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|p| p.values_mut())
+    {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for r in responses.values_mut() {
+            if let Some(stream) = r.pointer_mut("/content/text~1event-stream") {
+                stream["schema"] = message.clone();
+            }
         }
     }
 }
@@ -201,38 +267,22 @@ pub fn allowed_methods(spec: &str) -> Vec<(String, String)> {
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         return Vec::new();
     };
-    let methods_of = |item: &Value| -> Vec<String> {
-        item.as_object()
-            .map(|m| m.keys().map(|k| k.to_ascii_uppercase()).collect())
-            .unwrap_or_default()
-    };
     paths
         .iter()
-        .map(|(path, item)| {
-            // A literal path (`/queues/export/jobs`) also answers what the templates it
-            // fits (`/queues/{queue}/jobs`) answer.
-            let mut methods: BTreeSet<String> = paths
-                .iter()
-                .filter(|(template, _)| template_fits(template, path))
-                .flat_map(|(_, other)| methods_of(other))
+        .filter_map(|(path, item)| {
+            let mut methods: Vec<String> = item
+                .as_object()?
+                .keys()
+                .map(|m| m.to_ascii_uppercase())
                 .collect();
-            methods.extend(methods_of(item));
             // The router answers HEAD wherever it answers GET.
-            if methods.contains("GET") {
-                methods.insert("HEAD".to_owned());
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".to_owned());
             }
-            (
-                path.clone(),
-                methods.into_iter().collect::<Vec<_>>().join(", "),
-            )
+            methods.sort();
+            Some((path.clone(), methods.join(", ")))
         })
         .collect()
-}
-
-/// Whether the literal segments of `path` fit `template` (`{…}` segments fit any).
-fn template_fits(template: &str, path: &str) -> bool {
-    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
 }
 
 /// The schema names `$ref`'d anywhere inside `v`.

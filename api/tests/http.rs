@@ -84,7 +84,7 @@ async fn health_ready_metrics_and_docs_need_no_key() {
     let m = api.client.get(api.url("/metrics")).send().await.unwrap();
     let text = m.text().await.unwrap();
     assert!(
-        text.contains("drover_http_requests_total") && text.contains("route=\"add_job\""),
+        text.contains("drover_http_requests_total") && text.contains("route=\"add_cleanup_job\""),
         "{text}"
     );
     // The queues' state, read from Redis at scrape time: the job just submitted waits.
@@ -109,7 +109,7 @@ async fn health_ready_metrics_and_docs_need_no_key() {
     let docs = api.client.get(api.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
-    assert!(html.contains("SwaggerUIBundle") && html.contains("\"add_job\""));
+    assert!(html.contains("SwaggerUIBundle") && html.contains("\"add_export_job\""));
     assert!(
         html.contains("\"additionalProperties\": false"),
         "the docs show the served document"
@@ -177,7 +177,7 @@ async fn redis_down_answers_503_quickly_and_recovers() {
     }
     // The archive is in the database: still readable.
     let r = api
-        .get("/api/v1/jobs/01JARCHIVED0000000000000001", SUBMITTER)
+        .get("/api/v1/jobs/01JARCHIVED0000000000000001", ADMIN)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["state"], "failed");

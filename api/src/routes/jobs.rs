@@ -16,7 +16,7 @@ use super::job_actions::{DeleteJobResponse, Move, MoveJobResponse, delete_job, m
 use super::lookup::{find_anywhere, find_in_queue};
 use super::submit::{
     AddAggregationJobRequest, AddAnalysisJobRequest, AddCleanupJobRequest, AddExportJobRequest,
-    AddJobRequest, Submission, SubmittedJob,
+    Submission, SubmittedJob,
 };
 use super::views::{JobPage, JobStateView, JobView, PageLinks, encode_query, links};
 use crate::auth::{AdminKey, Principal, SubmitterKey};
@@ -131,11 +131,11 @@ async fn submit(
     if let Some(key) = idempotency_key {
         if key.is_empty()
             || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-            || key.chars().any(char::is_control)
+            || !key.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
         {
             return Err(ApiError::validation(
                 "Idempotency-Key",
-                "must be 1 to 255 bytes with no control characters",
+                "must be 1 to 255 printable ASCII characters",
             ));
         }
         // Stored in the clients' namespace, and in the submitting key's: no client
@@ -200,7 +200,8 @@ async fn submit(
     })
 }
 
-/// A page of queue `name`'s jobs in `job_state` (see `list_jobs`).
+/// A page of queue `name`'s jobs in `job_state`, those `key` may read (see
+/// `list_export_jobs`).
 async fn list(
     state: &AppState,
     key: &Principal,
@@ -235,7 +236,14 @@ async fn list(
         )
     });
     Ok(ListJobsResponse::Ok(Json(JobPage {
-        jobs: page.jobs.into_iter().map(Into::into).collect(),
+        // A submitter's page holds only its own jobs, so it may hold fewer than
+        // `limit`; the cursor still walks the whole queue.
+        jobs: page
+            .jobs
+            .into_iter()
+            .filter(|j| key.may_read(&j.queue, j.submitter))
+            .map(Into::into)
+            .collect(),
         next_cursor: page.next_cursor,
         links: PageLinks { next },
     })))
@@ -263,8 +271,15 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         traceparent: Data<&TraceParent>,
         /// Makes retries of this request safe: a second submission with the same key
-        /// (within 24 hours, on the same queue) creates nothing and returns the first job.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        /// (within 24 hours, on the same queue, by the same API key) creates nothing and
+        /// returns the first job. 1 to 255 printable ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(
+                max_length = 255,
+                pattern = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+            )
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AddExportJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
@@ -280,18 +295,32 @@ impl JobsApi {
         .await
     }
 
-    /// List the `export` queue's jobs (`list_jobs` on a literal path).
-    #[oai(path = "/queues/export/jobs", method = "get", hidden)]
+    /// List export jobs
+    ///
+    /// A page of the `export` queue's jobs in one state: waiting, delayed and active jobs
+    /// in the order they run, completed and failed jobs newest first; a submitter key
+    /// sees only the jobs it submitted (a page may then hold fewer than `limit`). Pass
+    /// `next_cursor` back as `cursor` for the next page; jobs that change state between
+    /// pages may be skipped or seen twice.
+    #[oai(
+        path = "/queues/export/jobs",
+        method = "get",
+        operation_id = "list_export_jobs"
+    )]
     async fn list_export_jobs(
         &self,
         key: SubmitterKey,
         state: Data<&AppState>,
-        #[oai(name = "state", default = "default_state")] job_state: Query<JobStateView>,
+        /// Which jobs (default `waiting`).
+        #[oai(name = "state", default = "default_state")]
+        job_state: Query<JobStateView>,
+        /// The `next_cursor` of the previous page (opaque: pass it back as it came).
         #[oai(validator(
             max_length = 200,
             pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
         ))]
         cursor: Query<Option<String>>,
+        /// Jobs per page, 1 to 1000 (default 50).
         #[oai(
             default = "default_limit",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -329,8 +358,15 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         traceparent: Data<&TraceParent>,
         /// Makes retries of this request safe: a second submission with the same key
-        /// (within 24 hours, on the same queue) creates nothing and returns the first job.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        /// (within 24 hours, on the same queue, by the same API key) creates nothing and
+        /// returns the first job. 1 to 255 printable ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(
+                max_length = 255,
+                pattern = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+            )
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AddAnalysisJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
@@ -346,18 +382,32 @@ impl JobsApi {
         .await
     }
 
-    /// List the `analysis` queue's jobs (`list_jobs` on a literal path).
-    #[oai(path = "/queues/analysis/jobs", method = "get", hidden)]
+    /// List analysis jobs
+    ///
+    /// A page of the `analysis` queue's jobs in one state: waiting, delayed and active jobs
+    /// in the order they run, completed and failed jobs newest first; a submitter key
+    /// sees only the jobs it submitted (a page may then hold fewer than `limit`). Pass
+    /// `next_cursor` back as `cursor` for the next page; jobs that change state between
+    /// pages may be skipped or seen twice.
+    #[oai(
+        path = "/queues/analysis/jobs",
+        method = "get",
+        operation_id = "list_analysis_jobs"
+    )]
     async fn list_analysis_jobs(
         &self,
         key: SubmitterKey,
         state: Data<&AppState>,
-        #[oai(name = "state", default = "default_state")] job_state: Query<JobStateView>,
+        /// Which jobs (default `waiting`).
+        #[oai(name = "state", default = "default_state")]
+        job_state: Query<JobStateView>,
+        /// The `next_cursor` of the previous page (opaque: pass it back as it came).
         #[oai(validator(
             max_length = 200,
             pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
         ))]
         cursor: Query<Option<String>>,
+        /// Jobs per page, 1 to 1000 (default 50).
         #[oai(
             default = "default_limit",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -395,8 +445,15 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         traceparent: Data<&TraceParent>,
         /// Makes retries of this request safe: a second submission with the same key
-        /// (within 24 hours, on the same queue) creates nothing and returns the first job.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        /// (within 24 hours, on the same queue, by the same API key) creates nothing and
+        /// returns the first job. 1 to 255 printable ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(
+                max_length = 255,
+                pattern = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+            )
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AddAggregationJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
@@ -412,18 +469,32 @@ impl JobsApi {
         .await
     }
 
-    /// List the `aggregation` queue's jobs (`list_jobs` on a literal path).
-    #[oai(path = "/queues/aggregation/jobs", method = "get", hidden)]
+    /// List aggregation jobs
+    ///
+    /// A page of the `aggregation` queue's jobs in one state: waiting, delayed and active jobs
+    /// in the order they run, completed and failed jobs newest first; a submitter key
+    /// sees only the jobs it submitted (a page may then hold fewer than `limit`). Pass
+    /// `next_cursor` back as `cursor` for the next page; jobs that change state between
+    /// pages may be skipped or seen twice.
+    #[oai(
+        path = "/queues/aggregation/jobs",
+        method = "get",
+        operation_id = "list_aggregation_jobs"
+    )]
     async fn list_aggregation_jobs(
         &self,
         key: SubmitterKey,
         state: Data<&AppState>,
-        #[oai(name = "state", default = "default_state")] job_state: Query<JobStateView>,
+        /// Which jobs (default `waiting`).
+        #[oai(name = "state", default = "default_state")]
+        job_state: Query<JobStateView>,
+        /// The `next_cursor` of the previous page (opaque: pass it back as it came).
         #[oai(validator(
             max_length = 200,
             pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
         ))]
         cursor: Query<Option<String>>,
+        /// Jobs per page, 1 to 1000 (default 50).
         #[oai(
             default = "default_limit",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -461,8 +532,15 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         traceparent: Data<&TraceParent>,
         /// Makes retries of this request safe: a second submission with the same key
-        /// (within 24 hours, on the same queue) creates nothing and returns the first job.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        /// (within 24 hours, on the same queue, by the same API key) creates nothing and
+        /// returns the first job. 1 to 255 printable ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(
+                max_length = 255,
+                pattern = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+            )
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AddCleanupJobRequest>,
     ) -> Result<AddJobResponse, ApiError> {
@@ -478,84 +556,22 @@ impl JobsApi {
         .await
     }
 
-    /// List the `cleanup` queue's jobs (`list_jobs` on a literal path).
-    #[oai(path = "/queues/cleanup/jobs", method = "get", hidden)]
+    /// List cleanup jobs
+    ///
+    /// A page of the `cleanup` queue's jobs in one state: waiting, delayed and active jobs
+    /// in the order they run, completed and failed jobs newest first; a submitter key
+    /// sees only the jobs it submitted (a page may then hold fewer than `limit`). Pass
+    /// `next_cursor` back as `cursor` for the next page; jobs that change state between
+    /// pages may be skipped or seen twice.
+    #[oai(
+        path = "/queues/cleanup/jobs",
+        method = "get",
+        operation_id = "list_cleanup_jobs"
+    )]
     async fn list_cleanup_jobs(
         &self,
         key: SubmitterKey,
         state: Data<&AppState>,
-        #[oai(name = "state", default = "default_state")] job_state: Query<JobStateView>,
-        #[oai(validator(
-            max_length = 200,
-            pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64}$"
-        ))]
-        cursor: Query<Option<String>>,
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "1000"))
-        )]
-        limit: Query<u32>,
-    ) -> Result<ListJobsResponse, ApiError> {
-        list(
-            &state,
-            &key.0,
-            QueueName::Cleanup,
-            job_state.0,
-            cursor.0,
-            limit.0,
-        )
-        .await
-    }
-
-    /// Submit a job to a queue named in the path
-    ///
-    /// Not in the document, which has one typed operation per queue instead
-    /// (`add_export_job`, …): kept for clients that build the path from the queue's
-    /// name. The payload is checked against the queue's job kind in the same way.
-    #[oai(path = "/queues/:queue/jobs", method = "post", hidden)]
-    // One argument per header, path part and extractor: poem-openapi's shape.
-    #[allow(clippy::too_many_arguments)]
-    async fn add_job(
-        &self,
-        key: SubmitterKey,
-        state: Data<&AppState>,
-        request_id: Data<&RequestId>,
-        traceparent: Data<&TraceParent>,
-        queue: Path<QueueParam>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
-        idempotency_key: Header<Option<String>>,
-        body: JsonBody<AddJobRequest>,
-    ) -> Result<AddJobResponse, ApiError> {
-        let name = queue.0.queue()?;
-        submit(
-            &state,
-            &key.0,
-            &request_id,
-            &traceparent,
-            name,
-            idempotency_key.0,
-            body.0,
-        )
-        .await
-    }
-
-    /// List jobs
-    ///
-    /// A page of the queue's jobs in one state: waiting, delayed and active jobs in the
-    /// order they run, completed and failed jobs newest first. Pass `next_cursor` back as
-    /// `cursor` for the next page; jobs that change state between pages may be skipped
-    /// or seen twice.
-    #[oai(
-        path = "/queues/:queue/jobs",
-        method = "get",
-        operation_id = "list_jobs"
-    )]
-    async fn list_jobs(
-        &self,
-        key: SubmitterKey,
-        state: Data<&AppState>,
-        /// `export`, `analysis`, `aggregation` or `cleanup`.
-        queue: Path<QueueParam>,
         /// Which jobs (default `waiting`).
         #[oai(name = "state", default = "default_state")]
         job_state: Query<JobStateView>,
@@ -572,8 +588,15 @@ impl JobsApi {
         )]
         limit: Query<u32>,
     ) -> Result<ListJobsResponse, ApiError> {
-        let name = queue.0.queue()?;
-        list(&state, &key.0, name, job_state.0, cursor.0, limit.0).await
+        list(
+            &state,
+            &key.0,
+            QueueName::Cleanup,
+            job_state.0,
+            cursor.0,
+            limit.0,
+        )
+        .await
     }
 
     /// Get a job of a queue

@@ -1,8 +1,8 @@
 //! How the payload of each queue's jobs looks, for the OpenAPI document.
 //!
 //! The payload types themselves live in `drover_jobs::kinds` (serde only; the domain does
-//! not depend on poem). These mirrors give them a schema: `AddJobRequest.payload` is
-//! one of them, depending on the queue in the path. They are never parsed: submitted
+//! not depend on poem). These mirrors give them a schema: each queue's typed submit
+//! operation (`add_export_job`, …) takes its queue's payload. They are never parsed: submitted
 //! payloads are checked by `drover_jobs::kinds::validate_payload`. The tests below keep
 //! each mirror in step with its payload type (same fields, valid examples).
 
@@ -275,7 +275,8 @@ pub struct AnalysisPayloadDoc {
 }
 
 /// A column of a dataset: 1 to 256 characters, not only spaces.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(transparent)]
 pub struct ColumnNameDoc(pub String);
 
 impl Type for ColumnNameDoc {
@@ -521,71 +522,6 @@ fn cleanup_example() -> CleanupPayloadDoc {
 impl Example for CleanupPayloadDoc {
     fn example() -> Self {
         cleanup_example()
-    }
-}
-
-/// A job's payload: its shape depends on the queue, so it is one of the four payloads.
-/// Kept as JSON; it is checked against the queue's job kind when submitted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
-pub struct QueuePayload(pub serde_json::Value);
-
-impl Type for QueuePayload {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = serde_json::Value;
-    type RawElementValueType = serde_json::Value;
-
-    fn name() -> Cow<'static, str> {
-        "QueuePayload".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Reference("QueuePayload".to_owned())
-    }
-
-    fn register(registry: &mut Registry) {
-        registry.create_schema::<Self, _>("QueuePayload".to_owned(), |registry| {
-            ExportPayloadDoc::register(registry);
-            AnalysisPayloadDoc::register(registry);
-            AggregationPayloadDoc::register(registry);
-            CleanupPayloadDoc::register(registry);
-            MetaSchema {
-                description: Some(
-                    "The job's payload, whose shape depends on the queue: `ExportPayload` for \
-                     `export`, `AnalysisPayload` for `analysis`, `AggregationPayload` for \
-                     `aggregation`, `CleanupPayload` for `cleanup`.",
-                ),
-                one_of: vec![
-                    ExportPayloadDoc::schema_ref(),
-                    AnalysisPayloadDoc::schema_ref(),
-                    AggregationPayloadDoc::schema_ref(),
-                    CleanupPayloadDoc::schema_ref(),
-                ],
-                ..MetaSchema::ANY
-            }
-        });
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
-
-impl ParseFromJSON for QueuePayload {
-    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
-        Ok(Self(value.unwrap_or_default()))
-    }
-}
-
-impl ToJSON for QueuePayload {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        Some(self.0.clone())
     }
 }
 

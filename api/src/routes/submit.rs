@@ -19,7 +19,7 @@ use poem_openapi::{Enum, Object};
 use serde::Deserialize;
 
 use super::payload_docs::{
-    AggregationJobPayload, AnalysisJobPayload, CleanupJobPayload, ExportJobPayload, QueuePayload,
+    AggregationJobPayload, AnalysisJobPayload, CleanupJobPayload, ExportJobPayload,
 };
 use super::views::{JobLinks, JobStateView};
 use crate::error::ApiError;
@@ -152,18 +152,6 @@ impl JobRetentionBody {
     }
 }
 
-/// A job to submit.
-#[derive(Debug, Clone, Object, Deserialize)]
-#[oai(example)]
-#[serde(deny_unknown_fields)]
-pub struct AddJobRequest {
-    pub payload: QueuePayload,
-    /// How and when to run it.
-    #[oai(default)]
-    #[serde(default)]
-    pub options: JobOptionsBody,
-}
-
 /// A job for the `export` queue.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,12 +202,6 @@ pub trait Submission {
     fn into_parts(self) -> (serde_json::Value, JobOptionsBody);
 }
 
-impl Submission for AddJobRequest {
-    fn into_parts(self) -> (serde_json::Value, JobOptionsBody) {
-        (self.payload.0, self.options)
-    }
-}
-
 macro_rules! submission {
     ($($t:ty),*) => {$(
         impl Submission for $t {
@@ -236,36 +218,6 @@ submission!(
     AddAggregationJobRequest,
     AddCleanupJobRequest
 );
-
-fn add_job_example() -> AddJobRequest {
-    AddJobRequest {
-        payload: QueuePayload(serde_json::json!({
-            "source": "job_history",
-            "filters": {"queue": "analysis", "state": "failed"},
-            "format": "csv",
-            "gzip": true
-        })),
-        options: JobOptionsBody {
-            delay_ms: Some(60_000),
-            priority: Some(10),
-            max_attempts: Some(5),
-            backoff: Some(BackoffBody {
-                kind: BackoffType::Exponential,
-                delay_ms: 1000,
-                factor: 2.0,
-                max_delay_ms: 60_000,
-                jitter: 0.2,
-            }),
-            ..JobOptionsBody::default()
-        },
-    }
-}
-
-impl Example for AddJobRequest {
-    fn example() -> Self {
-        add_job_example()
-    }
-}
 
 /// A job that was accepted.
 #[derive(Debug, Clone, Object)]
@@ -400,7 +352,7 @@ mod tests {
     use crate::payload::parse;
 
     fn field_of(body: &str) -> String {
-        let e = match parse::<AddJobRequest>(body.as_bytes()) {
+        let e = match parse::<AddCleanupJobRequest>(body.as_bytes()) {
             Err(e) => e,
             Ok(r) => r.options.to_options().unwrap_err(),
         };
@@ -493,7 +445,7 @@ mod tests {
 
     #[test]
     fn good_options_convert() {
-        let r: AddJobRequest = parse(
+        let r: AddCleanupJobRequest = parse(
             br#"{"payload": {"dry_run": true}, "options": {"delay_ms": 5, "priority": 7,
                  "backoff": {"type": "fixed", "delay_ms": 10}}}"#,
         )
@@ -502,10 +454,10 @@ mod tests {
         assert_eq!(o.priority, Some(7));
         assert_eq!(o.backoff.unwrap().max_delay_ms, 3_600_000);
         assert!(r.options.is_delayed());
-        let r: AddJobRequest = parse(br#"{"payload": {}}"#).unwrap();
+        let r: AddCleanupJobRequest = parse(br#"{"payload": {}}"#).unwrap();
         assert!(!r.options.is_delayed());
         assert_eq!(r.options.to_options().unwrap(), JobOptions::default());
-        let r: AddJobRequest = parse(
+        let r: AddCleanupJobRequest = parse(
             br#"{"payload": {}, "options": {"retention": {"completed": {"max_age_ms": 0}}}}"#,
         )
         .unwrap();
