@@ -128,14 +128,24 @@ pub fn swagger_html(service: &OpenApiService<Apis, ()>) -> String {
 /// Sets `additionalProperties: false` on the object schemas request bodies use.
 fn close_request_schemas(doc: &mut Value) {
     let mut todo = Vec::new();
-    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for op in paths
-            .values()
-            .filter_map(Value::as_object)
-            .flat_map(|p| p.values())
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|p| p.values_mut())
         {
-            if let Some(body) = op.get("requestBody") {
+            if let Some(body) = op.get_mut("requestBody") {
                 collect_refs(body, &mut todo);
+                // Inline forms (a dataset upload) take only the fields they list.
+                if let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) {
+                    for media in content.values_mut() {
+                        if let Some(schema) = media.get_mut("schema").and_then(Value::as_object_mut)
+                            && schema.contains_key("properties")
+                        {
+                            schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+                        }
+                    }
+                }
             }
         }
     }
@@ -164,13 +174,23 @@ fn close_request_schemas(doc: &mut Value) {
                 .unwrap_or_default();
             if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
                 for (name, prop) in props.iter_mut() {
-                    if !required.contains(name) {
+                    // A field with a default is filled when absent, and refuses `null`.
+                    if !required.contains(name) && !has_default(prop) {
                         make_nullable(prop);
                     }
                 }
             }
         }
     }
+}
+
+/// Whether a property's schema has a `default` (itself, or in one of its `allOf`).
+fn has_default(prop: &Value) -> bool {
+    prop.get("default").is_some()
+        || prop
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|all| all.iter().any(|s| s.get("default").is_some()))
 }
 
 /// Says that an optional field of a request body may also be `null`: the parsers read

@@ -159,9 +159,10 @@ impl<'a> poem_openapi::ApiExtractor<'a> for CsvUpload {
         use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef};
         let csv = MetaSchemaRef::Inline(Box::new(MetaSchema {
             description: Some("The CSV itself; `name` is then required (else 422)."),
-            ..MetaSchema::new("string")
+            ..MetaSchema::new_with_format("string", "binary")
         }));
         let form = MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("A form whose only field is the file."),
             required: vec!["file"],
             properties: vec![(
                 "file",

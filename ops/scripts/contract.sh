@@ -4,7 +4,7 @@
 # check on (ops/contract/schemathesis.toml), and stops everything. Exit status:
 # schemathesis's (0 when it found nothing), or 1 if the API logged an error.
 #
-# Settings: CONTRACT_EXAMPLES (test cases per operation, default 100), CONTRACT_SEED
+# Settings: CONTRACT_EXAMPLES (test cases per operation, default 15), CONTRACT_SEED
 # (default 1), CONTRACT_PORT (default: a free one), CONTRACT_VENV (where schemathesis is
 # installed, default target/contract-venv). Reports go to target/contract/.
 set -euo pipefail
@@ -55,7 +55,7 @@ status=0
     run "http://127.0.0.1:$port/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks all \
-    --max-examples "${CONTRACT_EXAMPLES:-100}" \
+    --max-examples "${CONTRACT_EXAMPLES:-15}" \
     --seed "${CONTRACT_SEED:-1}" \
     --report junit --report-dir target/contract \
     || status=$?

@@ -197,10 +197,15 @@ impl DatasetsApi {
                 .await
                 .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?
             {
-                if field.file_name().is_some() || field.name() == Some("file") {
+                if field.name() == Some("file") {
                     found = Some(field);
                     break;
                 }
+                // The form takes only its file: another field is a malformed request.
+                return Err(ApiError::validation(
+                    field.name().unwrap_or("form"),
+                    "the form takes one field, `file`",
+                ));
             }
             let field =
                 found.ok_or_else(|| ApiError::validation("file", "the form has no file field"))?;

@@ -99,7 +99,9 @@ async fn submit(
             "this key may not use queue {name}"
         )));
     }
-    let (payload, options_body) = body.into_parts();
+    let (mut payload, options_body) = body.into_parts();
+    // The document marks optional fields nullable: `null` means absent.
+    drop_nulls(&mut payload);
     if !payload.is_object() {
         return Err(ApiError::validation("payload", "must be a JSON object"));
     }
@@ -198,6 +200,19 @@ async fn submit(
     } else {
         AddJobResponse::Existing(Json(view))
     })
+}
+
+/// Removes the members whose value is `null` from every object in `v`: an optional
+/// payload field sent as `null` is read as absent, and takes its default.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// A page of queue `name`'s jobs in `job_state`, those `key` may read (see

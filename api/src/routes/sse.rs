@@ -187,13 +187,15 @@ pub struct SseStatus {
 }
 
 /// A test event to publish.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Deserialize)]
 #[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TestEventRequest {
     /// The queue whose stream gets it (default `export`).
     #[oai(validator(pattern = r"^(?:export|analysis|aggregation|cleanup)$"))]
     pub queue: Option<String>,
     /// Its type (default `job:progress`).
+    #[serde(rename = "type")]
     #[oai(
         rename = "type",
         validator(
@@ -280,8 +282,7 @@ impl SseApi {
         #[oai(
             name = "Last-Event-ID",
             validator(
-                max_length = 400,
-                pattern = r"^(?:[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19})*)$"
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
             )
         )]
         last_event_id: Header<Option<String>>,
@@ -289,8 +290,7 @@ impl SseApi {
         #[oai(
             name = "last_event_id",
             validator(
-                max_length = 400,
-                pattern = r"^(?:[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19})*)$"
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
             )
         )]
         last_event_id_param: Query<Option<String>>,
@@ -300,7 +300,11 @@ impl SseApi {
             key: &key.0,
         };
         let id = id.0;
-        let last = last_event_id.0.or(last_event_id_param.0);
+        // An empty one is no position at all.
+        let last = last_event_id
+            .0
+            .or(last_event_id_param.0)
+            .filter(|s| !s.is_empty());
         let Some((q, record)) = this.find(&id).await? else {
             return this.archived(&id, last.is_some()).await;
         };
@@ -365,8 +369,7 @@ impl SseApi {
         #[oai(
             name = "type",
             validator(
-                max_length = 400,
-                pattern = r"^(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))(?:,(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned)))*$"
+                pattern = r"^(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))(?:,(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))){0,10}$"
             )
         )]
         kind: Query<Option<String>>,
@@ -376,8 +379,7 @@ impl SseApi {
         #[oai(
             name = "Last-Event-ID",
             validator(
-                max_length = 400,
-                pattern = r"^(?:[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19})*)$"
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
             )
         )]
         last_event_id: Header<Option<String>>,
@@ -385,8 +387,7 @@ impl SseApi {
         #[oai(
             name = "last_event_id",
             validator(
-                max_length = 400,
-                pattern = r"^(?:[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19})*)$"
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
             )
         )]
         last_event_id_param: Query<Option<String>>,
@@ -428,7 +429,11 @@ impl SseApi {
                  /api/v1/jobs/{id}/events); following whole queues needs an admin key",
             ));
         }
-        let resume = match last_event_id.0.or(last_event_id_param.0) {
+        let resume = match last_event_id
+            .0
+            .or(last_event_id_param.0)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(s) => Some(resume_cursor(&s, &filter)?),
         };
@@ -522,7 +527,7 @@ impl SseApi {
         &self,
         _key: AdminKey,
         state: Data<&AppState>,
-        body: Json<TestEventRequest>,
+        body: crate::payload::JsonBody<TestEventRequest>,
     ) -> Result<TestEventResponse, ApiError> {
         let system = Principal::system();
         let this = Ctx {
@@ -548,7 +553,23 @@ impl SseApi {
                 .map_err(|e| ApiError::validation("type", e.to_string()))?,
         };
         let data = serde_json::Value::Object(b.data.unwrap_or_default().into_iter().collect());
+        // The body is parsed with serde: the document's limits are checked here.
+        if b.message
+            .as_deref()
+            .is_some_and(|m| m.chars().count() > 1024)
+        {
+            return Err(ApiError::validation(
+                "message",
+                "must be at most 1024 characters",
+            ));
+        }
         if let Some(j) = b.job_id.as_deref() {
+            if !(6..=128).contains(&j.chars().count()) {
+                return Err(ApiError::validation(
+                    "job_id",
+                    "must be 6 to 128 characters",
+                ));
+            }
             if !j.starts_with(TEST_JOB_PREFIX) {
                 return Err(ApiError::validation(
                     "job_id",
