@@ -46,7 +46,7 @@ bench-api duration="30s" connections="32":
     BENCH_DURATION={{duration}} BENCH_CONNECTIONS={{connections}} ops/scripts/bench-api.sh
 
 # Contract-test the HTTP API with schemathesis against a fresh drover-api (see docs/CONTRACT.md)
-contract examples="100" seed="1":
+contract examples="15" seed="1":
     CONTRACT_EXAMPLES={{examples}} CONTRACT_SEED={{seed}} ops/scripts/contract.sh
 
 # Benchmark Server-Sent Events: one API, N clients on loopback (see docs/BENCHMARKS.md)

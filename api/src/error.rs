@@ -16,7 +16,7 @@ use poem_openapi::{ApiResponse, Object};
 pub struct ErrorDetail {
     /// A stable, machine-readable code: `bad_request`, `validation_failed`, `unauthorized`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `idempotency_key_reused`,
-    /// `payload_too_large`,
+    /// `unprocessable`, `payload_too_large`,
     /// `unsupported_media_type`, `rate_limited`, `unavailable`, `internal`.
     pub code: String,
     /// What happened and what to do about it, for a person.
@@ -55,6 +55,12 @@ pub enum ApiError {
     /// The resource is in a state that does not allow this.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request fits the document, and breaks a rule that no schema can state: one
+    /// that relates two fields (`filters.to` after `filters.from`), or a field to the
+    /// present time (a bucket not in the future, `run_at` at most a year ahead).
+    /// `details.field` names the field; nothing was changed.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
     /// The request body is larger than the limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -119,6 +125,17 @@ impl ApiError {
         Self::BadRequest(body(
             "validation_failed",
             text,
+            Some(serde_json::json!({ "field": field, "reason": message })),
+        ))
+    }
+
+    /// A request that fits the document and breaks a rule beyond it (see
+    /// [`ApiError::Unprocessable`]), naming the field.
+    pub fn unprocessable(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::Unprocessable(body(
+            "unprocessable",
+            format!("{field}: {message}"),
             Some(serde_json::json!({ "field": field, "reason": message })),
         ))
     }

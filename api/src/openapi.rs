@@ -112,6 +112,7 @@ pub fn spec_json(service: &OpenApiService<Apis, ()>) -> String {
         return raw;
     };
     close_request_schemas(&mut doc);
+    describe_event_streams(&mut doc);
     link_submitted_jobs(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
@@ -127,14 +128,24 @@ pub fn swagger_html(service: &OpenApiService<Apis, ()>) -> String {
 /// Sets `additionalProperties: false` on the object schemas request bodies use.
 fn close_request_schemas(doc: &mut Value) {
     let mut todo = Vec::new();
-    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for op in paths
-            .values()
-            .filter_map(Value::as_object)
-            .flat_map(|p| p.values())
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|p| p.values_mut())
         {
-            if let Some(body) = op.get("requestBody") {
+            if let Some(body) = op.get_mut("requestBody") {
                 collect_refs(body, &mut todo);
+                // Inline forms (a dataset upload) take only the fields they list.
+                if let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) {
+                    for media in content.values_mut() {
+                        if let Some(schema) = media.get_mut("schema").and_then(Value::as_object_mut)
+                            && schema.contains_key("properties")
+                        {
+                            schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+                        }
+                    }
+                }
             }
         }
     }
@@ -152,39 +163,117 @@ fn close_request_schemas(doc: &mut Value) {
             && obj.contains_key("properties")
         {
             obj.insert("additionalProperties".to_owned(), Value::Bool(false));
+            let required: BTreeSet<String> = obj
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+                for (name, prop) in props.iter_mut() {
+                    // A field with a default is filled when absent, and refuses `null`.
+                    if !required.contains(name) && !has_default(prop) {
+                        make_nullable(prop);
+                    }
+                }
+            }
         }
     }
 }
 
-/// Links `add_job`'s 201 to the operations on the job it created.
-fn link_submitted_jobs(doc: &mut Value) {
-    let by_queue_and_id = serde_json::json!({
-        "queue": "$request.path.queue",
-        "id": "$response.body#/id",
-    });
-    let mut links = serde_json::Map::new();
-    for (name, op, params) in [
-        ("GetJob", "get_job", &by_queue_and_id),
-        ("DeleteJob", "delete_job", &by_queue_and_id),
-        ("RetryJob", "retry_job", &by_queue_and_id),
-        ("PromoteJob", "promote_job", &by_queue_and_id),
-        (
-            "FindJob",
-            "find_job",
-            &serde_json::json!({ "id": "$response.body#/id" }),
-        ),
-    ] {
-        links.insert(
-            name.to_owned(),
-            serde_json::json!({ "operationId": op, "parameters": params }),
-        );
+/// Whether a property's schema has a `default` (itself, or in one of its `allOf`).
+fn has_default(prop: &Value) -> bool {
+    prop.get("default").is_some()
+        || prop
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|all| all.iter().any(|s| s.get("default").is_some()))
+}
+
+/// Says that an optional field of a request body may also be `null`: the parsers read
+/// `null` as "absent", so the document must not call it invalid.
+fn make_nullable(prop: &mut Value) {
+    let Some(obj) = prop.as_object_mut() else {
+        return;
+    };
+    if let Some(r) = obj.remove("$ref") {
+        // OpenAPI 3.0 ignores the siblings of a `$ref`: wrap it.
+        obj.insert("allOf".to_owned(), serde_json::json!([{ "$ref": r }]));
     }
-    // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
-    if let Some(r) = doc
-        .pointer_mut("/paths/~1api~1v1~1queues~1{queue}~1jobs/post/responses/201")
-        .and_then(Value::as_object_mut)
+    obj.insert("nullable".to_owned(), Value::Bool(true));
+}
+
+/// What a `text/event-stream` response holds, one message at a time: poem-openapi
+/// describes the stream as an array of events, while the tools that check streams
+/// (schemathesis) read the schema as that of each message (`event`, `id`, `data`).
+fn describe_event_streams(doc: &mut Value) {
+    let message = serde_json::json!({
+        "type": "object",
+        "description": "One Server-Sent Events message. `data` is JSON: an `Event` (see \
+            #/components/schemas/Event) for job and queue events, and a notice object for \
+            `stream:gap`, `stream:lagged` and `stream:error`.",
+        "required": ["data"],
+        "properties": {
+            "event": { "type": "string" },
+            "id": { "type": "string" },
+            "data": { "type": "string" },
+            "retry": { "type": "integer" }
+        }
+    });
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|p| p.values_mut())
     {
-        r.insert("links".to_owned(), Value::Object(links));
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for r in responses.values_mut() {
+            if let Some(stream) = r.pointer_mut("/content/text~1event-stream") {
+                stream["schema"] = message.clone();
+            }
+        }
+    }
+}
+
+/// Links each typed submit operation's 201 to the operations on the job it created.
+fn link_submitted_jobs(doc: &mut Value) {
+    for queue in drover_jobs::QueueName::ALL {
+        let by_queue_and_id = serde_json::json!({
+            "queue": queue.as_str(),
+            "id": "$response.body#/id",
+        });
+        let mut links = serde_json::Map::new();
+        for (name, op, params) in [
+            ("GetJob", "get_job", &by_queue_and_id),
+            ("DeleteJob", "delete_job", &by_queue_and_id),
+            ("RetryJob", "retry_job", &by_queue_and_id),
+            ("PromoteJob", "promote_job", &by_queue_and_id),
+            (
+                "FindJob",
+                "find_job",
+                &serde_json::json!({ "id": "$response.body#/id" }),
+            ),
+        ] {
+            links.insert(
+                name.to_owned(),
+                serde_json::json!({ "operationId": op, "parameters": params }),
+            );
+        }
+        // Only the 201: the job a replayed idempotency key returns (200) may be gone since.
+        let pointer = format!(
+            "/paths/~1api~1v1~1queues~1{}~1jobs/post/responses/201",
+            queue.as_str()
+        );
+        if let Some(r) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) {
+            r.insert("links".to_owned(), Value::Object(links));
+        }
     }
 }
 
@@ -210,6 +299,7 @@ pub fn allowed_methods(spec: &str) -> Vec<(String, String)> {
             if methods.iter().any(|m| m == "GET") {
                 methods.push("HEAD".to_owned());
             }
+            methods.sort();
             Some((path.clone(), methods.join(", ")))
         })
         .collect()

@@ -193,3 +193,57 @@ mod tests {
         assert!(parse::<Outer>(br#"{"inner": {"n": 1}}"#).is_ok());
     }
 }
+
+/// A JSON object of any shape in a request body (a schedule's payload template): the
+/// document says `type: object`, and serde takes it as a [`serde_json::Value`]. A value
+/// that is not an object is refused when parsed, naming the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonObject(pub serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        Ok(Self(serde_json::Value::Object(map)))
+    }
+}
+
+impl Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = serde_json::Value;
+    type RawElementValueType = serde_json::Value;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema::new("object")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            Some(v @ serde_json::Value::Object(_)) => Ok(Self(v)),
+            other => Err(poem_openapi::types::ParseError::expected_type(
+                other.unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for JsonObject {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.clone())
+    }
+}

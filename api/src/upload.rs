@@ -38,7 +38,8 @@ fn scan_error(e: ScanError) -> ApiError {
         ScanError::TooLarge(max) => ApiError::too_large(format!(
             "the dataset is larger than the limit of {max} bytes (DROVER_DATASET_MAX_BYTES)"
         )),
-        other => ApiError::validation("file", other.to_string()),
+        // The request had the documented shape; its CSV could not be used.
+        other => ApiError::unprocessable("file", other.to_string()),
     }
 }
 
@@ -107,4 +108,102 @@ pub async fn receive(
     let row = store::insert_dataset(db, &id, name, &file_name, &scan).await?;
     part.0 = None;
     Ok(row)
+}
+
+/// The body of `upload_dataset`: a raw CSV (`text/csv`) or a form with a `file` field
+/// (`multipart/form-data`). The document lists both; any other type is a 415.
+pub struct CsvUpload(pub poem::Body);
+
+/// The media types [`CsvUpload`] takes.
+const UPLOAD_TYPES: [&str; 3] = ["text/csv", "application/csv", "multipart/form-data"];
+
+impl poem_openapi::payload::Payload for CsvUpload {
+    const CONTENT_TYPE: &'static str = "text/csv";
+
+    fn check_content_type(content_type: &str) -> bool {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        UPLOAD_TYPES.contains(&essence.as_str())
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema::new("string"),
+        ))
+    }
+}
+
+impl poem_openapi::payload::ParsePayload for CsvUpload {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(
+        _request: &poem::Request,
+        body: &mut poem::RequestBody,
+    ) -> poem::Result<Self> {
+        Ok(Self(body.take()?))
+    }
+}
+
+impl<'a> poem_openapi::ApiExtractor<'a> for CsvUpload {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn request_meta() -> Option<poem_openapi::registry::MetaRequest> {
+        use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef};
+        let csv = MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("The CSV itself; `name` is then required (else 422)."),
+            ..MetaSchema::new_with_format("string", "binary")
+        }));
+        let form = MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("A form whose only field is the file."),
+            required: vec!["file"],
+            properties: vec![(
+                "file",
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary"))),
+            )],
+            ..MetaSchema::new("object")
+        }));
+        Some(MetaRequest {
+            description: Some(
+                "The dataset: a CSV with a header row, as `text/csv` or as the `file` field \
+                 of a form. A CSV that cannot be read (no header, ragged rows) is a 422.",
+            ),
+            content: vec![
+                MetaMediaType {
+                    content_type: "text/csv",
+                    schema: csv,
+                },
+                MetaMediaType {
+                    content_type: "multipart/form-data",
+                    schema: form,
+                },
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a poem::Request,
+        body: &mut poem::RequestBody,
+        _param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        use poem_openapi::payload::{ParsePayload, Payload};
+        match request.content_type() {
+            Some(ct) if Self::check_content_type(ct) => {
+                <Self as ParsePayload>::from_request(request, body).await
+            }
+            Some(ct) => Err(poem_openapi::error::ContentTypeError::NotSupported {
+                content_type: ct.to_owned(),
+            }
+            .into()),
+            None => Err(poem_openapi::error::ContentTypeError::ExpectContentType.into()),
+        }
+    }
 }

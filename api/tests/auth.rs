@@ -52,7 +52,7 @@ async fn requests_without_a_valid_key_are_401_and_change_nothing() {
         assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
         // Even a bad body answers 401 first: nothing is said to strangers.
         api.post(
-            "/api/v1/queues/nope/jobs",
+            "/api/v1/queues/export/jobs",
             "wrong-key-0123456789abcdef",
             json!(1),
         )

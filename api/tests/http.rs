@@ -41,6 +41,16 @@ async fn unknown_routes_and_methods_answer_in_the_envelope_with_a_request_id() {
     .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD"));
+    // A queue's typed submit path also lists its jobs, like `/queues/{queue}/jobs`.
+    let r = Reply::of(
+        api.req(reqwest::Method::DELETE, "/api/v1/queues/export/jobs", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
     // A request id that is not sane is replaced.
     let r = Reply::of(
         api.client
@@ -74,7 +84,7 @@ async fn health_ready_metrics_and_docs_need_no_key() {
     let m = api.client.get(api.url("/metrics")).send().await.unwrap();
     let text = m.text().await.unwrap();
     assert!(
-        text.contains("drover_http_requests_total") && text.contains("route=\"add_job\""),
+        text.contains("drover_http_requests_total") && text.contains("route=\"add_cleanup_job\""),
         "{text}"
     );
     // The queues' state, read from Redis at scrape time: the job just submitted waits.
@@ -99,7 +109,7 @@ async fn health_ready_metrics_and_docs_need_no_key() {
     let docs = api.client.get(api.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
-    assert!(html.contains("SwaggerUIBundle") && html.contains("\"add_job\""));
+    assert!(html.contains("SwaggerUIBundle") && html.contains("\"add_export_job\""));
     assert!(
         html.contains("\"additionalProperties\": false"),
         "the docs show the served document"
@@ -167,7 +177,7 @@ async fn redis_down_answers_503_quickly_and_recovers() {
     }
     // The archive is in the database: still readable.
     let r = api
-        .get("/api/v1/jobs/01JARCHIVED0000000000000001", SUBMITTER)
+        .get("/api/v1/jobs/01JARCHIVED0000000000000001", ADMIN)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["state"], "failed");

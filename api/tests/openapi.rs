@@ -69,7 +69,10 @@ fn every_operation_is_documented_and_secured() {
     assert_eq!(
         ids,
         [
-            "add_job",
+            "add_aggregation_job",
+            "add_analysis_job",
+            "add_cleanup_job",
+            "add_export_job",
             "clean_queue",
             "create_schedule",
             "delete_dataset",
@@ -90,10 +93,13 @@ fn every_operation_is_documented_and_secured() {
             "get_schedule",
             "get_sse_status",
             "list_aggregates",
+            "list_aggregation_jobs",
+            "list_analysis_jobs",
+            "list_cleanup_jobs",
             "list_datasets",
+            "list_export_jobs",
             "list_exports",
             "list_history",
-            "list_jobs",
             "list_queues",
             "list_schedules",
             "list_workers",
@@ -112,12 +118,23 @@ fn every_operation_is_documented_and_secured() {
     // Request bodies refuse unknown fields, and say so.
     let schemas = &doc["components"]["schemas"];
     for name in [
-        "AddJobRequest",
+        "AddExportJobRequest",
+        "AddAnalysisJobRequest",
+        "AddAggregationJobRequest",
+        "AddCleanupJobRequest",
         "JobOptions",
         "Backoff",
         "CleanRequest",
-        "ExportPayload",
-        "ExportFilters",
+        "JobHistoryExport",
+        "JobHistoryFilters",
+        "AggregatesExport",
+        "AggregatesFilters",
+        "AnalysisResultsExport",
+        "AnalysisResultsFilters",
+        "HourAggregation",
+        "DayAggregation",
+        "AnalysisPayload",
+        "CleanupPayload",
     ] {
         assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
     }
@@ -125,9 +142,48 @@ fn every_operation_is_documented_and_secured() {
         schemas["Job"]["additionalProperties"].is_null(),
         "responses stay open"
     );
-    assert_eq!(
-        schemas["QueuePayload"]["oneOf"].as_array().unwrap().len(),
-        4
+    // One typed submit operation per queue, whose body is that queue's payload: no
+    // union of every queue's payloads that the server would then refuse.
+    assert!(schemas.get("QueuePayload").is_none());
+    assert!(schemas.get("AddJobRequest").is_none());
+    for (queue, request, payload) in [
+        ("export", "AddExportJobRequest", "ExportPayload"),
+        ("analysis", "AddAnalysisJobRequest", "AnalysisPayload"),
+        (
+            "aggregation",
+            "AddAggregationJobRequest",
+            "AggregationPayload",
+        ),
+        ("cleanup", "AddCleanupJobRequest", "CleanupPayload"),
+    ] {
+        let op = &doc["paths"][format!("/api/v1/queues/{queue}/jobs")]["post"];
+        assert_eq!(op["operationId"], format!("add_{queue}_job"));
+        assert_eq!(
+            op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
+            format!("#/components/schemas/{request}")
+        );
+        assert_eq!(
+            schemas[request]["properties"]["payload"]["$ref"],
+            format!("#/components/schemas/{payload}")
+        );
+        assert!(
+            op["responses"]["201"]["links"]["GetJob"]["parameters"]["queue"] == queue,
+            "{queue}: the created job links to get_job"
+        );
+    }
+    assert!(
+        doc["paths"]["/api/v1/queues/{queue}/jobs"]["post"].is_null(),
+        "the generic submit path still works, and is not in the document"
     );
-    assert!(schemas["AddJobRequest"]["example"].is_object());
+    assert_eq!(
+        schemas["ExportPayload"]["oneOf"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(
+        schemas["AggregationPayload"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -652,11 +652,19 @@ async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    // A submitter follows events but may not look at the relay or publish.
+    // A submitter follows its own jobs' events (tenants.rs), not whole queues; it may
+    // not look at the relay or publish.
+    let r = reqwest::Client::new()
+        .get(api.v1("/sse/events?queue=export"))
+        .bearer_auth(SUBMITTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let sub = reqwest::Client::new();
     let r = sub
         .get(api.v1("/sse/events?queue=export"))
-        .bearer_auth(SUBMITTER)
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap();
@@ -696,19 +704,14 @@ async fn one_key_cannot_hold_more_streams_than_its_cap() {
     ])
     .await;
     let url = api.v1("/sse/events?queue=export");
-    let first = Sse::open_with(&url, SUBMITTER, None).await;
-    let second = Sse::open_with(&api.v1("/jobs/01JNOSUCHJOB/events"), SUBMITTER, None).await;
+    let first = Sse::open_with(&url, ADMIN, None).await;
+    let second = Sse::open_with(&api.v1("/jobs/01JNOSUCHJOB/events"), ADMIN, None).await;
     // A job that does not exist takes no slot.
     assert_eq!(second.status, 404);
-    let second = Sse::open_with(&url, SUBMITTER, None).await;
+    let second = Sse::open_with(&url, ADMIN, None).await;
     assert_eq!((first.status, second.status), (200, 200));
 
-    let r = client()
-        .get(&url)
-        .bearer_auth(SUBMITTER)
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(&url).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(
         r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
@@ -725,17 +728,20 @@ async fn one_key_cannot_hold_more_streams_than_its_cap() {
     );
 
     // Another key is not held back by this one.
-    let admin = Sse::open(&url, None).await;
-    assert_eq!(admin.status, 200);
+    let (_, other) = drover_api::auth::keys::create_key(
+        &api.dbc,
+        "another admin",
+        drover_api::auth::Role::Admin,
+        "cli",
+    )
+    .await
+    .unwrap();
+    let another = Sse::open_with(&url, &other, None).await;
+    assert_eq!(another.status, 200);
     // A stream that closes gives its slot back.
     drop(first);
     eventually_async(WAIT, "a slot to free up", || async {
-        let r = client()
-            .get(&url)
-            .bearer_auth(SUBMITTER)
-            .send()
-            .await
-            .unwrap();
+        let r = client().get(&url).bearer_auth(ADMIN).send().await.unwrap();
         (r.status() == 200).then_some(())
     })
     .await;

@@ -40,6 +40,9 @@ pub struct Model {
     pub progress_message: Option<String>,
     /// The worker that ran its last attempt.
     pub worker: Option<String>,
+    /// The API key that submitted it (`api_keys.id`); none for jobs the scheduler or
+    /// the CLI enqueued. A submitter key reads only its own jobs.
+    pub submitter_key_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

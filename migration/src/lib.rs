@@ -17,6 +17,7 @@ mod m20261201_000030_create_schedules;
 mod m20261201_000031_create_schedule_fires;
 mod m20261201_000032_seed_default_schedules;
 mod m20261201_000040_create_analysis_tables;
+mod m20261202_000301_scope_keys_and_jobs;
 mod m20261202_000500_create_analysis_calibrations;
 
 pub use m20261201_000032_seed_default_schedules::DEFAULTS as DEFAULT_SCHEDULES;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000031_create_schedule_fires::Migration),
             Box::new(m20261201_000032_seed_default_schedules::Migration),
             Box::new(m20261201_000040_create_analysis_tables::Migration),
+            Box::new(m20261202_000301_scope_keys_and_jobs::Migration),
             Box::new(m20261202_000500_create_analysis_calibrations::Migration),
         ]
     }

@@ -23,6 +23,10 @@ pub enum KeysCommand {
         /// A name to tell the key apart in listings (default: `<role> key`).
         #[arg(long)]
         name: Option<String>,
+        /// Only these queues (comma-separated, e.g. `export,analysis`): a submitter key
+        /// then submits to and reads only them (default: every queue).
+        #[arg(long, value_parser = parse_queues)]
+        queues: Option<QueueList>,
     },
     /// List the keys: id, name, role, prefix, source, created, last used, revoked.
     List,
@@ -31,6 +35,16 @@ pub enum KeysCommand {
         /// The key's id, or the start of its prefix (at least 4 characters).
         key: String,
     },
+}
+
+/// The queues of `--queues`.
+#[derive(Debug, Clone)]
+pub struct QueueList(Vec<drover_jobs::QueueName>);
+
+fn parse_queues(s: &str) -> Result<QueueList, String> {
+    drover_api::auth::parse_queues(s)
+        .map(|q| QueueList(q.to_vec()))
+        .map_err(|e| e.to_string())
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -42,9 +56,16 @@ pub async fn run(env: &Env, command: KeysCommand) -> anyhow::Result<()> {
     let config = CommonConfig::from_env(env)?;
     let db = connect(&config).await?;
     match command {
-        KeysCommand::Create { role, name } => {
+        KeysCommand::Create { role, name, queues } => {
             let name = name.unwrap_or_else(|| format!("{role} key"));
-            let (row, key) = keys::create_key(&db, &name, role, keys::source::CLI).await?;
+            let (row, key) = keys::create_scoped_key(
+                &db,
+                &name,
+                role,
+                queues.as_ref().map(|q| q.0.as_slice()),
+                keys::source::CLI,
+            )
+            .await?;
             println!("{key}");
             eprintln!(
                 "created {role} key {} ({:?}, prefix {}); it is shown only now: store it safely",

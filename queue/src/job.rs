@@ -127,6 +127,8 @@ pub struct JobRecord {
     pub retention: Option<JobRetention>,
     /// How often handlers deferred the job (`retry_after`): deferrals spend no attempt.
     pub deferrals: u32,
+    /// The API key that submitted it (`api_keys.id`), if one did.
+    pub submitter: Option<i64>,
 }
 
 impl JobRecord {
@@ -185,6 +187,7 @@ impl JobRecord {
             deferrals: num(&f, "deferrals")
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(0),
+            submitter: num(&f, "submitter"),
         })
     }
 }

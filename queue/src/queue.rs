@@ -59,6 +59,9 @@ pub struct NewJob {
     pub request_id: Option<String>,
     /// The W3C `traceparent` it was submitted under: each attempt's span is its child.
     pub traceparent: Option<String>,
+    /// The API key that submitted it (`api_keys.id`): a submitter key reads only the
+    /// jobs it submitted.
+    pub submitter: Option<i64>,
 }
 
 impl NewJob {
@@ -75,7 +78,15 @@ impl NewJob {
             options: JobOptions::default(),
             request_id: None,
             traceparent: None,
+            submitter: None,
         }
+    }
+
+    /// The same job, submitted by API key `key_id`.
+    #[must_use]
+    pub fn with_submitter(mut self, key_id: i64) -> Self {
+        self.submitter = Some(key_id);
+        self
     }
 
     /// The same job with these options.
@@ -450,7 +461,8 @@ impl Queue {
                             .filter(|r| !r.is_empty())
                             .map(|r| r.encode())
                             .unwrap_or_default(),
-                    );
+                    )
+                    .arg(job.submitter.map(|s| s.to_string()).unwrap_or_default());
             }
             let reply: Vec<Value> = self.inner.redis.invoke(&inv).await?;
             for pair in reply.chunks(2) {

@@ -129,6 +129,7 @@ fn assert_same(row: &job_history::Model, live: &JobRecord) {
     assert_eq!(row.attempts, i32::try_from(live.attempts).unwrap());
     assert_eq!(row.max_attempts, i32::try_from(live.max_attempts).unwrap());
     assert_eq!(row.request_id, live.request_id);
+    assert_eq!(row.submitter_key_id, live.submitter);
     assert_eq!(row.worker, live.worker);
     assert_eq!(row.created_at.timestamp_millis(), live.created_at);
     assert_eq!(row.run_at.unwrap().timestamp_millis(), live.run_at);
@@ -153,7 +154,10 @@ async fn finished_jobs_past_retention_move_to_the_archive_and_nothing_else_moves
         let s = setup();
         let db = database(&t).await;
         let q = s.queue("ret");
-        let mut jobs: Vec<_> = (0..30).map(TestJob::ok).collect();
+        // The completed ones were submitted by API keys 1 to 30: the archive keeps each.
+        let mut jobs: Vec<_> = (0..30)
+            .map(|n| TestJob::ok(n).with_submitter(i64::try_from(n).unwrap() + 1))
+            .collect();
         jobs.extend((100..110).map(TestJob::failing));
         run_to_end(&q, &s.hub, jobs, 40).await;
 
@@ -232,6 +236,12 @@ async fn finished_jobs_past_retention_move_to_the_archive_and_nothing_else_moves
             let live = completed.get(id).or(failed.get(id)).unwrap();
             assert_same(row, live);
         }
+        assert!(
+            rows.values()
+                .filter(|r| r.state == "completed")
+                .all(|r| r.submitter_key_id.is_some_and(|k| (1..=30).contains(&k))),
+            "the archive keeps the submitting key"
+        );
         // Nothing else moved.
         for (st, jobs) in &untouched {
             let now = in_redis(&q, *st).await;

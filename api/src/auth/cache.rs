@@ -161,17 +161,25 @@ impl KeyCache {
                 );
                 None
             }
-            Some(row) if row.revoked_at.is_none() => match row.role.parse::<Role>() {
-                Ok(role) => Some(Principal {
-                    key_id: row.id,
-                    name: Arc::from(row.name.as_str()),
-                    role,
-                }),
-                Err(e) => {
-                    tracing::error!(key_id = row.id, error = %e, "API key with an unknown role: refused");
-                    None
+            Some(row) if row.revoked_at.is_none() => {
+                let queues = row.queues.as_deref().map(super::parse_queues).transpose();
+                match (row.role.parse::<Role>(), queues) {
+                    (Ok(role), Ok(queues)) => Some(Principal {
+                        key_id: row.id,
+                        name: Arc::from(row.name.as_str()),
+                        role,
+                        queues,
+                    }),
+                    (Err(e), _) => {
+                        tracing::error!(key_id = row.id, error = %e, "API key with an unknown role: refused");
+                        None
+                    }
+                    (_, Err(e)) => {
+                        tracing::error!(key_id = row.id, error = %e, "API key scoped to an unknown queue: refused");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         match principal {

@@ -15,6 +15,8 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use drover_jobs::QueueName;
+
 use super::Role;
 use crate::config::{ConfiguredKey, MIN_KEY_LEN};
 
@@ -36,6 +38,9 @@ pub enum KeyError {
     /// A name that cannot be stored.
     #[error("a key name must be 1 to 100 characters")]
     BadName,
+    /// A key scoped to no queue at all could do nothing.
+    #[error("a scoped key needs at least one queue")]
+    NoQueues,
 }
 
 /// Where keys come from.
@@ -79,12 +84,27 @@ pub async fn create_key(
     role: Role,
     source: &str,
 ) -> Result<(api_key::Model, String), KeyError> {
+    create_scoped_key(db, name, role, None, source).await
+}
+
+/// Adds a key that may use only `queues` (every queue if `None`); returns its row and
+/// the key itself (to be shown once).
+pub async fn create_scoped_key(
+    db: &DatabaseConnection,
+    name: &str,
+    role: Role,
+    queues: Option<&[QueueName]>,
+    source: &str,
+) -> Result<(api_key::Model, String), KeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(KeyError::BadName);
     }
+    if queues.is_some_and(<[QueueName]>::is_empty) {
+        return Err(KeyError::NoQueues);
+    }
     let key = generate_key();
-    let model = insert(db, name, role, &key, source).await?;
+    let model = insert(db, name, role, &key, queues, source).await?;
     Ok((model, key))
 }
 
@@ -93,9 +113,12 @@ async fn insert(
     name: &str,
     role: Role,
     key: &str,
+    queues: Option<&[QueueName]>,
     source: &str,
 ) -> Result<api_key::Model, KeyError> {
+    let queues = queues.map(|qs| qs.iter().map(|q| q.as_str()).collect::<Vec<_>>().join(","));
     let row = api_key::ActiveModel {
+        queues: Set(queues),
         name: Set(name.to_owned()),
         role: Set(role.as_str().to_owned()),
         key_hash: Set(hash_key(key)),
@@ -194,7 +217,7 @@ pub async fn sync_env_keys(
         match existing {
             None => {
                 let name = format!("env:{}:{}", k.role, display_prefix(&k.key));
-                insert(db, &name, k.role, &k.key, source::ENV).await?;
+                insert(db, &name, k.role, &k.key, None, source::ENV).await?;
                 report.added += 1;
             }
             Some(row) if row.revoked_at.is_some() => {

@@ -30,6 +30,8 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
+use drover_jobs::QueueName;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -84,11 +86,72 @@ impl FromStr for Role {
 /// The key a request was made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The key's row id: it names the key in logs and its rate-limit bucket.
+    /// The key's row id: it names the key in logs and its rate-limit bucket, and the
+    /// jobs it submits carry it.
     pub key_id: i64,
     /// The key's name.
     pub name: Arc<str>,
     pub role: Role,
+    /// The queues a submitter key may use; `None`: every queue.
+    pub queues: Option<Arc<[QueueName]>>,
+}
+
+impl Principal {
+    /// Drover reading for itself, on behalf of no key (a schedule's last job, shown to
+    /// any key that may read schedules): sees what an admin sees.
+    #[must_use]
+    pub fn system() -> Self {
+        Self {
+            key_id: 0,
+            name: Arc::from("drover"),
+            role: Role::Admin,
+            queues: None,
+        }
+    }
+
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether this key may submit to and read queue `q`: an admin key may use every
+    /// queue, a submitter key those it is scoped to (every queue if it is not scoped).
+    #[must_use]
+    pub fn may_use(&self, q: QueueName) -> bool {
+        self.is_admin() || self.queues.as_ref().is_none_or(|qs| qs.contains(&q))
+    }
+
+    /// Whether this key may read a job of queue `queue` submitted by key `submitter`:
+    /// an admin reads every job, a submitter only those it submitted, on its queues.
+    /// Tenants are kept apart by answering 404 otherwise, which tells nothing of
+    /// whether the job exists.
+    #[must_use]
+    pub fn may_read(&self, queue: &str, submitter: Option<i64>) -> bool {
+        self.is_admin()
+            || (submitter == Some(self.key_id)
+                && queue.parse::<QueueName>().is_ok_and(|q| self.may_use(q)))
+    }
+
+    /// The queues of `wanted` (every queue if empty) this key may use.
+    #[must_use]
+    pub fn usable(&self, wanted: &[QueueName]) -> Vec<QueueName> {
+        let all = if wanted.is_empty() {
+            QueueName::ALL.as_slice()
+        } else {
+            wanted
+        };
+        all.iter().copied().filter(|q| self.may_use(*q)).collect()
+    }
+}
+
+/// Parses a key's stored queue scope (`export,analysis`).
+pub fn parse_queues(s: &str) -> Result<Arc<[QueueName]>, drover_jobs::queues::UnknownQueue> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::parse::<QueueName>)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Arc::from)
 }
 
 /// An API key of either role (submitter or admin), sent as `Authorization: Bearer <key>`.

@@ -127,7 +127,7 @@ impl AggregatesApi {
         if let (Some(f), Some(t)) = (from.0, to.0)
             && f >= t
         {
-            return Err(ApiError::validation("to", "must be after from"));
+            return Err(ApiError::unprocessable("to", "must be after from"));
         }
         let mut q = aggregate::Entity::find();
         let mut query = Vec::new();

@@ -15,14 +15,15 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use crate::auth::SubmitterKey;
+use super::payload_docs::ColumnNameDoc;
+use crate::auth::{Principal, SubmitterKey};
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
 use crate::payload::JsonBody;
 use crate::state::AppState;
 
-/// Checks an analysis payload against the datasets: the dataset must exist and have
-/// every column. Answers 400 naming the field, before anything is enqueued.
+/// Checks an analysis payload against the datasets: the dataset must exist (else 404)
+/// and have every column (else 422 naming the column), before anything is enqueued.
 pub async fn check_payload(
     state: &AppState,
     payload: &serde_json::Value,
@@ -32,18 +33,15 @@ pub async fn check_payload(
     let ds = store::get_dataset(state.db(), &p.dataset_id)
         .await?
         .ok_or_else(|| {
-            ApiError::validation(
-                "payload.dataset_id",
-                format!(
-                    "no dataset {:?}: upload it first (POST /api/v1/datasets)",
-                    p.dataset_id
-                ),
-            )
+            ApiError::not_found(format!(
+                "no dataset {:?}: upload it first (POST /api/v1/datasets)",
+                p.dataset_id
+            ))
         })?;
     let header: Vec<String> = serde_json::from_str(&ds.header).unwrap_or_default();
     for (i, c) in p.columns.iter().enumerate() {
         if !header.contains(c) {
-            return Err(ApiError::validation(
+            return Err(ApiError::unprocessable(
                 &format!("payload.columns[{i}]"),
                 format!(
                     "dataset {:?} has no column {c:?}; its columns: {}",
@@ -129,8 +127,12 @@ pub struct AnalysisView {
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateRequest {
+    /// The uploaded dataset (404 if there is none).
+    #[oai(validator(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
     pub dataset_id: String,
-    pub columns: Vec<String>,
+    /// The columns to score, each once (422 for a column the dataset lacks).
+    #[oai(validator(min_items = 1, max_items = 64, unique_items))]
+    pub columns: Vec<ColumnNameDoc>,
 }
 
 /// How long an analysis should take.
@@ -216,10 +218,11 @@ impl AnalysisApi {
     )]
     async fn get(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         job_id: Path<String>,
     ) -> Result<GetResponse, ApiError> {
+        readable(&state, &key.0, &job_id.0).await?;
         let run = store::get_run(state.db(), &job_id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no analysis {:?}", job_id.0)))?;
@@ -274,10 +277,11 @@ impl AnalysisApi {
     )]
     async fn results(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         job_id: Path<String>,
     ) -> Result<ResultsResponse, ApiError> {
+        readable(&state, &key.0, &job_id.0).await?;
         let run = store::get_run(state.db(), &job_id.0)
             .await?
             .filter(|r| r.status == "completed")
@@ -313,7 +317,7 @@ impl AnalysisApi {
         let req = body.0;
         let payload = serde_json::json!({
             "dataset_id": req.dataset_id,
-            "columns": req.columns,
+            "columns": req.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
             "chain_type": "sentiment",
         });
         drover_jobs::kinds::validate_payload(drover_jobs::QueueName::Analysis, &payload)
@@ -323,7 +327,7 @@ impl AnalysisApi {
             .map_err(rename_field)?;
         let ds = store::get_dataset(state.db(), &p.dataset_id)
             .await?
-            .ok_or_else(|| ApiError::validation("dataset_id", "no such dataset"))?;
+            .ok_or_else(|| ApiError::not_found("no such dataset"))?;
         let mut rates = store::recent_throughputs(state.db(), 5).await?;
         let (bps, basis) = if rates.is_empty() {
             match store::latest_calibration(state.db()).await? {
@@ -351,6 +355,12 @@ impl AnalysisApi {
 /// The estimate's body has no `payload` level: drop that prefix from field names.
 fn rename_field(e: ApiError) -> ApiError {
     match e {
+        ApiError::Unprocessable(b) => {
+            let details = b.0.error.details.clone().unwrap_or_default();
+            let field = details["field"].as_str().unwrap_or("");
+            let reason = details["reason"].as_str().unwrap_or("");
+            ApiError::unprocessable(field.trim_start_matches("payload."), reason)
+        }
         ApiError::BadRequest(b) => {
             let field =
                 b.0.error
@@ -373,5 +383,19 @@ fn rename_field(e: ApiError) -> ApiError {
             }
         }
         other => other,
+    }
+}
+
+/// A submitter key reads only the analyses of jobs it submitted: any other is a 404,
+/// as if it did not exist.
+async fn readable(state: &AppState, key: &Principal, job_id: &str) -> Result<(), ApiError> {
+    if key.is_admin()
+        || super::lookup::find_anywhere(state, key, job_id)
+            .await?
+            .is_some()
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no analysis {job_id:?}")))
     }
 }

@@ -4,16 +4,16 @@ use drover_analysis::profile::ColumnProfile;
 use drover_analysis::store;
 use drover_entities::dataset;
 use poem::web::{Data, Multipart};
-use poem::{Body, FromRequest, Request, RequestBody};
+use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::auth::SubmitterKey;
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
 use crate::state::AppState;
-use crate::upload::{self, Limits};
+use crate::upload::{self, CsvUpload, Limits};
 
 /// What the upload's sample says about one column.
 #[derive(Debug, Clone, Object)]
@@ -152,10 +152,14 @@ impl DatasetsApi {
         _key: SubmitterKey,
         state: Data<&AppState>,
         req: &Request,
-        /// The dataset's name (required with a raw body).
-        #[oai(validator(max_length = 255))]
+        /// The dataset's name (required with a raw CSV body, else 422; a form's file name
+        /// otherwise): up to 255 characters, not only spaces, no control characters.
+        #[oai(validator(
+            max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        ))]
         name: Query<Option<String>>,
-        body: Binary<Body>,
+        body: CsvUpload,
     ) -> Result<UploadResponse, ApiError> {
         let cfg = state.config();
         let limits = Limits {
@@ -193,10 +197,15 @@ impl DatasetsApi {
                 .await
                 .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?
             {
-                if field.file_name().is_some() || field.name() == Some("file") {
+                if field.name() == Some("file") {
                     found = Some(field);
                     break;
                 }
+                // The form takes only its file: another field is a malformed request.
+                return Err(ApiError::validation(
+                    field.name().unwrap_or("form"),
+                    "the form takes one field, `file`",
+                ));
             }
             let field =
                 found.ok_or_else(|| ApiError::validation("file", "the form has no file field"))?;
@@ -209,10 +218,9 @@ impl DatasetsApi {
             let reader = Box::pin(field.into_async_read());
             upload::receive(state.db(), &data_dir, limits, &name, reader).await?
         } else if essence == "text/csv" || essence == "application/csv" {
-            let given = name
-                .0
-                .clone()
-                .ok_or_else(|| ApiError::validation("name", "is required with a raw CSV body"))?;
+            let given = name.0.clone().ok_or_else(|| {
+                ApiError::unprocessable("name", "is required with a raw CSV body")
+            })?;
             let name = upload::clean_name(&given)?;
             upload::receive(
                 state.db(),

@@ -45,6 +45,9 @@ pub struct HistoryFilter {
     pub to: Option<DateTime<Utc>>,
     /// After this (finished at in ms, id), in listing order.
     pub after: Option<(i64, String)>,
+    /// Only the jobs this key submitted, in its queues (a submitter key's listing);
+    /// `None` for an admin key: everything.
+    pub reader: Option<(i64, Option<Vec<QueueName>>)>,
 }
 
 impl HistoryFilter {
@@ -77,7 +80,7 @@ impl HistoryFilter {
         if let (Some(f), Some(t)) = (from, to)
             && f >= t
         {
-            return Err(ApiError::validation("from", "must be before to"));
+            return Err(ApiError::unprocessable("from", "must be before to"));
         }
         let after =
             match cursor.filter(|c| !c.is_empty()) {
@@ -92,6 +95,7 @@ impl HistoryFilter {
             from,
             to,
             after,
+            reader: None,
         })
     }
 }
@@ -118,6 +122,12 @@ pub async fn page(
     let mut q = job_history::Entity::find();
     if let Some(queue) = f.queue {
         q = q.filter(Column::Queue.eq(queue.as_str()));
+    }
+    if let Some((key_id, queues)) = &f.reader {
+        q = q.filter(Column::SubmitterKeyId.eq(*key_id));
+        if let Some(queues) = queues {
+            q = q.filter(Column::Queue.is_in(queues.iter().map(|q| q.as_str())));
+        }
     }
     if let Some(state) = f.state {
         q = q.filter(Column::State.eq(state));
@@ -161,26 +171,28 @@ impl HistoryApi {
     /// List archived jobs
     ///
     /// Finished jobs that the queue's retention moved out of Redis into the database,
-    /// newest first (by finish time, then id). Filter by queue, state (`completed` or
+    /// newest first (by finish time, then id); a submitter key sees only the jobs it
+    /// submitted, on its queues. Filter by queue, state (`completed` or
     /// `failed`) and finish time (`from` inclusive, `to` exclusive). Pass `next_cursor`
     /// back as `cursor` for the next page.
     #[oai(path = "/history", method = "get", operation_id = "list_history")]
     #[allow(clippy::too_many_arguments)]
     async fn list_history(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         /// Only this queue: `export`, `analysis`, `aggregation` or `cleanup`.
+        #[oai(validator(pattern = r"^(?:export|analysis|aggregation|cleanup)$"))]
         queue: Query<Option<String>>,
         /// Only this state: `completed` or `failed`.
-        #[oai(name = "state")]
+        #[oai(name = "state", validator(pattern = r"^(?:completed|failed)$"))]
         job_state: Query<Option<String>>,
         /// Finished at or after this time (RFC 3339).
         from: Query<Option<DateTime<Utc>>>,
-        /// Finished before this time (RFC 3339).
+        /// Finished before this time (RFC 3339; after `from`, else 422).
         to: Query<Option<DateTime<Utc>>>,
         /// The `next_cursor` of the previous page (opaque: pass it back as it came).
-        #[oai(validator(max_length = 200))]
+        #[oai(validator(max_length = 200, pattern = r"^-?[0-9]{1,18}\|[0-9A-Za-z_-]{1,64}$"))]
         cursor: Query<Option<String>>,
         /// Jobs per page, 1 to 1000 (default 50).
         #[oai(
@@ -189,13 +201,16 @@ impl HistoryApi {
         )]
         limit: Query<u32>,
     ) -> Result<HistoryResponse, ApiError> {
-        let f = HistoryFilter::parse(
+        let mut f = HistoryFilter::parse(
             queue.0.as_deref(),
             job_state.0.as_deref(),
             from.0,
             to.0,
             cursor.0.as_deref(),
         )?;
+        if !key.0.is_admin() {
+            f.reader = Some((key.0.key_id, key.0.queues.as_ref().map(|q| q.to_vec())));
+        }
         let limit = limit.0.clamp(1, MAX_LIMIT);
         let (rows, next_cursor) = page(state.db(), &f, limit).await?;
         let next = next_cursor.as_ref().map(|c| {

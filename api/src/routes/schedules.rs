@@ -23,7 +23,7 @@ use super::lookup::find_in_queue;
 use crate::auth::{AdminKey, SubmitterKey};
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
-use crate::payload::JsonBody;
+use crate::payload::{JsonBody, JsonObject};
 use crate::state::AppState;
 
 /// Fire records shown with one schedule.
@@ -32,8 +32,8 @@ const RECENT_FIRES: u64 = 20;
 fn utc() -> String {
     "UTC".to_owned()
 }
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
+fn empty_object() -> JsonObject {
+    JsonObject(Value::Object(serde_json::Map::new()))
 }
 fn once() -> String {
     "once".to_owned()
@@ -53,33 +53,41 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct CreateSchedule {
     /// 1 to 64 of `a-z 0-9 _ -`; stable: it keys the fire records.
+    #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
     pub name: String,
     /// A 5-field crontab (`min hour day month weekday`, weekday 0 or 7 = Sunday) or 6
-    /// fields with seconds first.
+    /// fields with seconds first; an expression that does not parse, or never fires
+    /// again, is a 422.
     pub cron: String,
-    /// The IANA timezone the expression is read in (default `UTC`).
+    /// The IANA timezone the expression is read in (default `UTC`; an unknown one is a
+    /// 422).
     #[oai(default = "utc")]
     #[serde(default = "utc")]
     pub timezone: String,
     /// `export`, `analysis`, `aggregation` or `cleanup`.
+    #[oai(validator(pattern = r"^(?:export|analysis|aggregation|cleanup)$"))]
     pub queue: String,
     /// The job's payload, a JSON object; strings may hold placeholders of the scheduled
     /// time, such as `{{previous_hour_start}}` (see docs/SCHEDULER.md). Default `{}`.
+    /// A payload the queue would refuse is a 422.
     #[oai(default = "empty_object")]
     #[serde(default = "empty_object")]
-    pub payload: Value,
+    pub payload: JsonObject,
     /// Missed fires (due longer than the grace ago): `skip`, `once` (the latest runs) or
     /// `all` (the latest `catch_up_limit` run). Default `once`.
-    #[oai(default = "once")]
+    #[oai(default = "once", validator(pattern = r"^(?:skip|once|all)$"))]
     #[serde(default = "once")]
     pub missed_fire: String,
     /// Under `all`, at most this many missed fires run, 0 to 1000 (default 10).
-    #[oai(default = "ten")]
+    #[oai(
+        default = "ten",
+        validator(minimum(value = "0"), maximum(value = "1000"))
+    )]
     #[serde(default = "ten")]
     pub catch_up_limit: i64,
     /// While the previous fire's job is waiting, delayed or active: `allow` (enqueue
     /// anyway, the default) or `skip` (record the fire as skipped).
-    #[oai(default = "allow")]
+    #[oai(default = "allow", validator(pattern = r"^(?:allow|skip)$"))]
     #[serde(default = "allow")]
     pub overlap: String,
     /// Whether it fires (default true).
@@ -92,13 +100,19 @@ pub struct CreateSchedule {
 #[derive(Debug, Clone, Default, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSchedule {
+    /// As in `create_schedule` (422 if it does not parse).
     pub cron: Option<String>,
+    /// As in `create_schedule` (422 if unknown).
     pub timezone: Option<String>,
+    #[oai(validator(pattern = r"^(?:export|analysis|aggregation|cleanup)$"))]
     pub queue: Option<String>,
-    /// Replaces the whole payload template.
-    pub payload: Option<Value>,
+    /// Replaces the whole payload template (422 if the queue would refuse it).
+    pub payload: Option<JsonObject>,
+    #[oai(validator(pattern = r"^(?:skip|once|all)$"))]
     pub missed_fire: Option<String>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
     pub catch_up_limit: Option<i64>,
+    #[oai(validator(pattern = r"^(?:allow|skip)$"))]
     pub overlap: Option<String>,
     pub enabled: Option<bool>,
 }
@@ -224,8 +238,17 @@ enum TriggerResponse {
     Fired(Json<FireView>),
 }
 
+/// A schedule that fits the document and is refused answers 422 when what is wrong is
+/// beyond a schema (the expression does not parse or never fires, the timezone is
+/// unknown, the queue would refuse the payload), 400 otherwise.
 fn spec_error(e: SpecError) -> ApiError {
-    ApiError::validation(&e.field, e.message)
+    let beyond_schema =
+        e.field == "cron" || e.field == "timezone" || e.field.starts_with("payload");
+    if beyond_schema {
+        ApiError::unprocessable(&e.field, e.message)
+    } else {
+        ApiError::validation(&e.field, e.message)
+    }
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -256,7 +279,8 @@ async fn view(
     let last_job = match store::last_with_job(state.db(), &m.name).await? {
         Some(f) => match (f.job_id, f.queue.parse::<QueueName>()) {
             (Some(id), Ok(q)) => {
-                let st = find_in_queue(state, q, &id).await?.map_or_else(
+                let system = crate::auth::Principal::system();
+                let st = find_in_queue(state, &system, q, &id).await?.map_or_else(
                     || "gone".to_owned(),
                     |j| drover_queue::JobState::from(j.state).to_string(),
                 );
@@ -339,7 +363,7 @@ impl SchedulesApi {
     /// Create a schedule
     ///
     /// Checks every field: a bad cron expression, an unknown timezone or queue, or a
-    /// payload the queue would refuse (rendered for a fire now) answers 400 naming the
+    /// payload the queue would refuse (rendered for a fire now) answers 422 naming the
     /// field, and nothing is saved. A name in use answers 409. Fires owed start from now.
     #[oai(path = "/schedules", method = "post", operation_id = "create_schedule")]
     async fn create(
@@ -355,7 +379,7 @@ impl SchedulesApi {
             cron: b.cron,
             timezone: b.timezone,
             queue: b.queue,
-            payload: b.payload,
+            payload: b.payload.0,
             missed_fire: b.missed_fire,
             catch_up_limit: b.catch_up_limit,
             overlap: b.overlap,
@@ -405,7 +429,7 @@ impl SchedulesApi {
             timezone: p.timezone.unwrap_or_else(|| m.timezone.clone()),
             queue: p.queue.unwrap_or_else(|| m.queue.clone()),
             payload: match p.payload {
-                Some(v) => v,
+                Some(v) => v.0,
                 None => serde_json::from_str(&m.payload).unwrap_or(Value::Null),
             },
             missed_fire: p.missed_fire.unwrap_or_else(|| m.missed_fire.clone()),

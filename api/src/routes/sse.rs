@@ -45,7 +45,7 @@ use crate::relay::hub::{Filter, StreamKind, SubscribeError};
 use crate::relay::stream::{self, SseItem};
 use poem::web::Data;
 
-use crate::auth::{AdminKey, SubmitterKey};
+use crate::auth::{AdminKey, Principal, SubmitterKey};
 use crate::state::AppState;
 
 /// An event, as the `data:` of each SSE message.
@@ -187,25 +187,36 @@ pub struct SseStatus {
 }
 
 /// A test event to publish.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Deserialize)]
 #[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TestEventRequest {
     /// The queue whose stream gets it (default `export`).
-    #[oai(validator(min_length = 1))]
+    #[oai(validator(pattern = r"^(?:export|analysis|aggregation|cleanup)$"))]
     pub queue: Option<String>,
     /// Its type (default `job:progress`).
-    #[oai(rename = "type", validator(min_length = 1))]
+    #[serde(rename = "type")]
+    #[oai(
+        rename = "type",
+        validator(
+            pattern = r"^(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))$"
+        )
+    )]
     pub kind: Option<String>,
     /// The job it is about: an id that starts with `test-` (default a new `test-…`
     /// id). Real jobs' ids never do, so a test event can never pass for a real job's
     /// (a forged `job:completed`, say).
-    #[oai(validator(min_length = 6, max_length = 128, pattern = "^test-"))]
+    #[oai(validator(
+        min_length = 6,
+        max_length = 128,
+        pattern = r"^test-[^\u0000-\u001f\u007f-\u009f]*$"
+    ))]
     pub job_id: Option<String>,
     /// Default `test event`.
     #[oai(validator(max_length = 1024))]
     pub message: Option<String>,
     /// A JSON object (default `{}`).
-    pub data: Option<serde_json::Value>,
+    pub data: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// A published test event.
@@ -239,6 +250,8 @@ pub struct SseApi;
 /// What the handlers work with.
 struct Ctx<'a> {
     state: &'a AppState,
+    /// The key of the request: a submitter key follows only its own jobs.
+    key: &'a Principal,
 }
 
 /// Longest job id accepted in a filter.
@@ -264,19 +277,40 @@ impl SseApi {
         key: SubmitterKey,
         state: Data<&AppState>,
         id: Path<String>,
-        /// The `id:` of the last event received, to resume after it.
-        #[oai(name = "Last-Event-ID")]
+        /// The `id:` of the last event received, to resume after it: a stream id
+        /// (`<ms>-<seq>`) or a cursor (`export:<ms>-<seq>,…`).
+        #[oai(
+            name = "Last-Event-ID",
+            validator(
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
+            )
+        )]
         last_event_id: Header<Option<String>>,
         /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
-        #[oai(name = "last_event_id")]
+        #[oai(
+            name = "last_event_id",
+            validator(
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
+            )
+        )]
         last_event_id_param: Query<Option<String>>,
     ) -> Result<JobEventsResponse, ApiError> {
-        let this = Ctx { state: &state };
+        let this = Ctx {
+            state: &state,
+            key: &key.0,
+        };
         let id = id.0;
-        let last = last_event_id.0.or(last_event_id_param.0);
+        // An empty one is no position at all.
+        let last = last_event_id
+            .0
+            .or(last_event_id_param.0)
+            .filter(|s| !s.is_empty());
         let Some((q, record)) = this.find(&id).await? else {
             return this.archived(&id, last.is_some()).await;
         };
+        if !this.key.may_read(q.as_str(), record.submitter) {
+            return Err(ApiError::not_found(format!("no job {id:?}")));
+        }
         let after = match &last {
             Some(s) => Cursor::position_for(s, q)
                 .map_err(|e| ApiError::validation("Last-Event-ID", e.to_string()))?,
@@ -322,36 +356,84 @@ impl SseApi {
         &self,
         key: SubmitterKey,
         state: Data<&AppState>,
-        /// Only these queues (comma-separated).
-        #[oai(validator(min_length = 1))]
+        /// Only these queues (comma-separated), e.g. `export,analysis`.
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^(?:export|analysis|aggregation|cleanup)(?:,(?:export|analysis|aggregation|cleanup))*$"
+        ))]
         queue: Query<Option<String>>,
-        /// Only this job's events.
-        #[oai(validator(min_length = 1, max_length = 128))]
+        /// Only this job's events: 1 to 128 characters, no control characters.
+        #[oai(validator(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$"))]
         job_id: Query<Option<String>>,
         /// Only these event types (comma-separated), e.g. `job:progress,job:completed`.
-        #[oai(name = "type", validator(min_length = 1))]
+        #[oai(
+            name = "type",
+            validator(
+                pattern = r"^(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))(?:,(?:job:(?:queued|active|progress|completed|failed|retrying|stalled|removed)|queue:(?:paused|resumed|cleaned))){0,10}$"
+            )
+        )]
         kind: Query<Option<String>>,
-        /// The `id:` of the last event received, to resume after it.
-        #[oai(name = "Last-Event-ID")]
+        /// The `id:` of the last event received, to resume after it: a cursor
+        /// (`export:<ms>-<seq>,…`), or a stream id (`<ms>-<seq>`) when exactly one
+        /// queue is followed (else 422).
+        #[oai(
+            name = "Last-Event-ID",
+            validator(
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
+            )
+        )]
         last_event_id: Header<Option<String>>,
         /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
-        #[oai(name = "last_event_id")]
+        #[oai(
+            name = "last_event_id",
+            validator(
+                pattern = r"^(?:|[0-9]{1,19}-[0-9]{1,19}|(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}(?:,(?:export|analysis|aggregation|cleanup):[0-9]{1,19}-[0-9]{1,19}){0,3})$"
+            )
+        )]
         last_event_id_param: Query<Option<String>>,
     ) -> Result<EventsResponse, ApiError> {
-        let this = Ctx { state: &state };
+        let this = Ctx {
+            state: &state,
+            key: &key.0,
+        };
         let queues = parse_list(queue.0.as_deref(), "queue", |s| s.parse::<QueueName>())?;
         let types = parse_list(kind.0.as_deref(), "type", |s| s.parse::<EventType>())?;
         let mut filter = Filter::default().queues(&queues).types(&types);
         if let Some(j) = job_id.0 {
-            if j.is_empty() || j.len() > MAX_ID || j.chars().any(char::is_control) {
+            if j.is_empty() || j.chars().count() > MAX_ID || j.chars().any(char::is_control) {
                 return Err(ApiError::validation(
                     "job_id",
                     "must be 1 to 128 characters",
                 ));
             }
+            if !this.key.is_admin() {
+                // A submitter follows only a job it submitted, in its queues: any other
+                // is not there for it.
+                let mine = match this.find(&j).await? {
+                    Some((q, record)) => {
+                        this.key.may_read(q.as_str(), record.submitter)
+                            && (queues.is_empty() || queues.contains(&q))
+                    }
+                    None => false,
+                };
+                if !mine {
+                    return Err(ApiError::not_found(format!("no job {j:?}")));
+                }
+            }
             filter = filter.job(&j);
+        } else if !this.key.is_admin() {
+            // Events carry no submitter, so a queue's stream would show other tenants'
+            // jobs: a submitter key follows its own jobs, one at a time.
+            return Err(ApiError::forbidden(
+                "a submitter key follows its own jobs: pass job_id (or use GET \
+                 /api/v1/jobs/{id}/events); following whole queues needs an admin key",
+            ));
         }
-        let resume = match last_event_id.0.or(last_event_id_param.0) {
+        let resume = match last_event_id
+            .0
+            .or(last_event_id_param.0)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(s) => Some(resume_cursor(&s, &filter)?),
         };
@@ -379,7 +461,11 @@ impl SseApi {
         _key: AdminKey,
         state: Data<&AppState>,
     ) -> Result<SseStatusResponse, ApiError> {
-        let this = Ctx { state: &state };
+        let system = Principal::system();
+        let this = Ctx {
+            state: &state,
+            key: &system,
+        };
         let relay = this.state.relay();
         let clients = relay.clients();
         let readers = relay.readers();
@@ -441,9 +527,13 @@ impl SseApi {
         &self,
         _key: AdminKey,
         state: Data<&AppState>,
-        body: Json<TestEventRequest>,
+        body: crate::payload::JsonBody<TestEventRequest>,
     ) -> Result<TestEventResponse, ApiError> {
-        let this = Ctx { state: &state };
+        let system = Principal::system();
+        let this = Ctx {
+            state: &state,
+            key: &system,
+        };
         if !this.state.config().common.is_dev() {
             // The same answer as a route that does not exist: production does not
             // advertise development tools.
@@ -462,11 +552,24 @@ impl SseApi {
                 .parse::<EventType>()
                 .map_err(|e| ApiError::validation("type", e.to_string()))?,
         };
-        let data = b.data.unwrap_or_else(|| serde_json::json!({}));
-        if !data.is_object() {
-            return Err(ApiError::validation("data", "must be a JSON object"));
+        let data = serde_json::Value::Object(b.data.unwrap_or_default().into_iter().collect());
+        // The body is parsed with serde: the document's limits are checked here.
+        if b.message
+            .as_deref()
+            .is_some_and(|m| m.chars().count() > 1024)
+        {
+            return Err(ApiError::validation(
+                "message",
+                "must be at most 1024 characters",
+            ));
         }
         if let Some(j) = b.job_id.as_deref() {
+            if !(6..=128).contains(&j.chars().count()) {
+                return Err(ApiError::validation(
+                    "job_id",
+                    "must be 6 to 128 characters",
+                ));
+            }
             if !j.starts_with(TEST_JOB_PREFIX) {
                 return Err(ApiError::validation(
                     "job_id",
@@ -539,6 +642,9 @@ impl Ctx<'_> {
         else {
             return Err(ApiError::not_found(format!("no job {id:?}")));
         };
+        if !self.key.may_read(&row.queue, row.submitter_key_id) {
+            return Err(ApiError::not_found(format!("no job {id:?}")));
+        }
         // An archived job cannot change; a client coming back has had its end.
         if resuming {
             return Ok(JobEventsResponse::Finished);
@@ -599,6 +705,14 @@ fn resume_cursor(s: &str, filter: &Filter) -> Result<Cursor, ApiError> {
         let mut c = Cursor::default();
         c.set(*q, pos);
         return Ok(c);
+    }
+    if parse_pos(s).is_some() {
+        // Well formed, and ambiguous: a stream id names a position in one queue.
+        return Err(ApiError::unprocessable(
+            "Last-Event-ID",
+            "a stream id resumes only a stream of one queue: send the cursor (the `id:` of \
+             the last event received) or follow one queue",
+        ));
     }
     Cursor::parse(s).map_err(|e| ApiError::validation("Last-Event-ID", e.to_string()))
 }

@@ -18,7 +18,9 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 use serde::Deserialize;
 
-use super::payload_docs::QueuePayload;
+use super::payload_docs::{
+    AggregationJobPayload, AnalysisJobPayload, CleanupJobPayload, ExportJobPayload,
+};
 use super::views::{JobLinks, JobStateView};
 use crate::error::ApiError;
 
@@ -54,7 +56,8 @@ pub struct BackoffBody {
     )]
     #[serde(default = "default_factor")]
     pub factor: f64,
-    /// The largest delay, in ms, at least `delay_ms` (default one hour, at most seven days).
+    /// The largest delay, in ms, at least `delay_ms` (else 422; default one hour, at most
+    /// seven days).
     #[oai(
         default = "default_max_delay_ms",
         validator(minimum(value = "0"), maximum(value = "604800000"))
@@ -75,7 +78,8 @@ pub struct JobOptionsBody {
     /// Run no earlier than this many ms from now (at most one year).
     #[oai(validator(minimum(value = "0"), maximum(value = "31622400000")))]
     pub delay_ms: Option<u64>,
-    /// Run no earlier than this time, at most one year ahead (wins over `delay_ms`).
+    /// Run no earlier than this time, at most one year ahead (else 422; wins over
+    /// `delay_ms`).
     pub run_at: Option<DateTime<Utc>>,
     /// 0 (default) to 1000; higher runs first, FIFO within a priority.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
@@ -148,47 +152,72 @@ impl JobRetentionBody {
     }
 }
 
-/// A job to submit.
+/// A job for the `export` queue.
 #[derive(Debug, Clone, Object, Deserialize)]
-#[oai(example)]
 #[serde(deny_unknown_fields)]
-pub struct AddJobRequest {
-    pub payload: QueuePayload,
+pub struct AddExportJobRequest {
+    pub payload: ExportJobPayload,
     /// How and when to run it.
     #[oai(default)]
     #[serde(default)]
     pub options: JobOptionsBody,
 }
 
-fn add_job_example() -> AddJobRequest {
-    AddJobRequest {
-        payload: QueuePayload(serde_json::json!({
-            "source": "job_history",
-            "filters": {"queue": "analysis", "state": "failed"},
-            "format": "csv",
-            "gzip": true
-        })),
-        options: JobOptionsBody {
-            delay_ms: Some(60_000),
-            priority: Some(10),
-            max_attempts: Some(5),
-            backoff: Some(BackoffBody {
-                kind: BackoffType::Exponential,
-                delay_ms: 1000,
-                factor: 2.0,
-                max_delay_ms: 60_000,
-                jitter: 0.2,
-            }),
-            ..JobOptionsBody::default()
-        },
-    }
+/// A job for the `analysis` queue.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddAnalysisJobRequest {
+    pub payload: AnalysisJobPayload,
+    /// How and when to run it.
+    #[oai(default)]
+    #[serde(default)]
+    pub options: JobOptionsBody,
 }
 
-impl Example for AddJobRequest {
-    fn example() -> Self {
-        add_job_example()
-    }
+/// A job for the `aggregation` queue.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddAggregationJobRequest {
+    pub payload: AggregationJobPayload,
+    /// How and when to run it.
+    #[oai(default)]
+    #[serde(default)]
+    pub options: JobOptionsBody,
 }
+
+/// A job for the `cleanup` queue.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddCleanupJobRequest {
+    pub payload: CleanupJobPayload,
+    /// How and when to run it.
+    #[oai(default)]
+    #[serde(default)]
+    pub options: JobOptionsBody,
+}
+
+/// A submission of any of the shapes above, reduced to what [`super::jobs`] enqueues:
+/// the payload as JSON (checked against the queue's job kind there) and the options.
+pub trait Submission {
+    fn into_parts(self) -> (serde_json::Value, JobOptionsBody);
+}
+
+macro_rules! submission {
+    ($($t:ty),*) => {$(
+        impl Submission for $t {
+            fn into_parts(self) -> (serde_json::Value, JobOptionsBody) {
+                (self.payload.0, self.options)
+            }
+        }
+    )*};
+}
+
+submission!(
+    AddExportJobRequest,
+    AddAnalysisJobRequest,
+    AddAggregationJobRequest,
+    AddCleanupJobRequest
+);
 
 /// A job that was accepted.
 #[derive(Debug, Clone, Object)]
@@ -237,7 +266,10 @@ impl JobOptionsBody {
             && i128::from(at.timestamp_millis()) - i128::from(drover_queue::queue::now_ms())
                 > MAX_DELAY.as_millis() as i128
         {
-            return bad("run_at", "must be at most one year ahead");
+            return Err(ApiError::unprocessable(
+                "options.run_at",
+                "must be at most one year ahead",
+            ));
         }
         if let Some(p) = self.priority
             && p > MAX_PRIORITY
@@ -265,7 +297,10 @@ impl JobOptionsBody {
                     );
                 }
                 if b.max_delay_ms < b.delay_ms {
-                    return bad("backoff.max_delay_ms", "must be at least backoff.delay_ms");
+                    return Err(ApiError::unprocessable(
+                        "options.backoff.max_delay_ms",
+                        "must be at least options.backoff.delay_ms",
+                    ));
                 }
                 if !(0.0..=1.0).contains(&b.jitter) {
                     return bad("backoff.jitter", "must be between 0 and 1");
@@ -317,15 +352,17 @@ mod tests {
     use crate::payload::parse;
 
     fn field_of(body: &str) -> String {
-        let e = match parse::<AddJobRequest>(body.as_bytes()) {
+        let e = match parse::<AddCleanupJobRequest>(body.as_bytes()) {
             Err(e) => e,
             Ok(r) => r.options.to_options().unwrap_err(),
         };
         match e {
-            ApiError::BadRequest(b) => b.0.error.details.unwrap()["field"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            ApiError::BadRequest(b) | ApiError::Unprocessable(b) => {
+                b.0.error.details.unwrap()["field"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -408,7 +445,7 @@ mod tests {
 
     #[test]
     fn good_options_convert() {
-        let r: AddJobRequest = parse(
+        let r: AddCleanupJobRequest = parse(
             br#"{"payload": {"dry_run": true}, "options": {"delay_ms": 5, "priority": 7,
                  "backoff": {"type": "fixed", "delay_ms": 10}}}"#,
         )
@@ -417,10 +454,10 @@ mod tests {
         assert_eq!(o.priority, Some(7));
         assert_eq!(o.backoff.unwrap().max_delay_ms, 3_600_000);
         assert!(r.options.is_delayed());
-        let r: AddJobRequest = parse(br#"{"payload": {}}"#).unwrap();
+        let r: AddCleanupJobRequest = parse(br#"{"payload": {}}"#).unwrap();
         assert!(!r.options.is_delayed());
         assert_eq!(r.options.to_options().unwrap(), JobOptions::default());
-        let r: AddJobRequest = parse(
+        let r: AddCleanupJobRequest = parse(
             br#"{"payload": {}, "options": {"retention": {"completed": {"max_age_ms": 0}}}}"#,
         )
         .unwrap();

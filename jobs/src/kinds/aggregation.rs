@@ -61,7 +61,7 @@ impl JobKind for AggregationPayload {
             ));
         }
         if t > Utc::now() {
-            return Err(PayloadError::new(
+            return Err(PayloadError::beyond_schema(
                 "bucket_start",
                 "must not be in the future",
             ));

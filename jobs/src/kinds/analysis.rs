@@ -53,10 +53,10 @@ impl JobKind for AnalysisPayload {
         }
         let mut seen = HashSet::new();
         for (i, c) in self.columns.iter().enumerate() {
-            if c.trim().is_empty() || c.len() > 256 {
+            if c.trim().is_empty() || c.chars().count() > 256 {
                 return Err(PayloadError::new(
                     format!("columns[{i}]"),
-                    "must be a column name of 1 to 256 bytes",
+                    "must be a column name of 1 to 256 characters, not only spaces",
                 ));
             }
             if !seen.insert(c) {

@@ -74,7 +74,7 @@ impl JobKind for ExportPayload {
         if let (Some(from), Some(to)) = (f.from, f.to)
             && from >= to
         {
-            return Err(PayloadError::new(
+            return Err(PayloadError::beyond_schema(
                 "filters.to",
                 "must be after filters.from",
             ));
@@ -92,6 +92,12 @@ impl JobKind for ExportPayload {
                     "must be completed or failed",
                 ));
             }
+        }
+        if f.queue.is_some() && self.source == ExportSource::AnalysisResults {
+            return Err(PayloadError::new(
+                "filters.queue",
+                "applies to the job_history and aggregates sources only",
+            ));
         }
         if f.job_id.is_some() && self.source != ExportSource::AnalysisResults {
             return Err(PayloadError::new(

@@ -35,6 +35,11 @@ pub struct PayloadError {
     pub field: String,
     /// What is wrong with it.
     pub message: String,
+    /// The payload has the documented shape, and breaks a rule that relates two of its
+    /// fields, or a field to the present time, which a JSON schema cannot state. The
+    /// API answers these with 422 and every other payload error with 400, so that a
+    /// request that fits the OpenAPI document is never a 400.
+    pub beyond_schema: bool,
 }
 
 impl PayloadError {
@@ -43,6 +48,16 @@ impl PayloadError {
         Self {
             field: field.into(),
             message: message.into(),
+            beyond_schema: false,
+        }
+    }
+
+    /// An error about `field` that no schema could have caught (see
+    /// [`PayloadError::beyond_schema`]).
+    pub fn beyond_schema(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            beyond_schema: true,
+            ..Self::new(field, message)
         }
     }
 }

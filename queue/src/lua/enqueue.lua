@@ -2,10 +2,11 @@
 --
 -- KEYS: 1 wait, 2 delayed, 3 events, 4 seq, 5 sleep, 6 retain
 -- ARGV: 1 key prefix, 2 events maxlen, 3 wake channel, 4 queue name, 5 job count,
---       then 12 fields per job: id, payload, priority, delay_ms, max_attempts,
+--       then 13 fields per job: id, payload, priority, delay_ms, max_attempts,
 --       backoff (JSON), idempotency key ('' for none), idempotency ttl ms, request id,
 --       traceparent ('' for none), payload hash, retention of its own ('' for the
---       queue's; see retention_select.lua)
+--       queue's; see retention_select.lua), the id of the API key that submitted it
+--       ('' for none)
 -- Returns: a flat array, two items per job: the job id, then 1 if it was created,
 --          0 if an earlier job owns the idempotency key (its id is returned), or 2 if
 --          that earlier job had another payload (a claim is `<id> <payload hash>`).
@@ -26,7 +27,7 @@ local runnable = false
 -- Sorted-set members are added in one call per set at the end, not one per job.
 local waiting, delayed = {}, {}
 for i = 0, n - 1 do
-  local o = 5 + i * 12
+  local o = 5 + i * 13
   local id = ARGV[o + 1]
   local ikey = ARGV[o + 7]
   local existing = false
@@ -60,7 +61,7 @@ for i = 0, n - 1 do
     end
     runnable = true
     -- Fields that start at 0 or empty (attempts, lease, progress, idempotency_key,
-    -- request_id, traceparent) are left out: readers treat a missing field as 0 or empty.
+    -- request_id, traceparent, submitter) are left out: readers treat a missing field as 0 or empty.
     if ikey ~= '' then
       redis.call('HSET', jk, 'idempotency_key', ikey)
     end
@@ -69,6 +70,9 @@ for i = 0, n - 1 do
     end
     if ARGV[o + 10] ~= '' then
       redis.call('HSET', jk, 'traceparent', ARGV[o + 10])
+    end
+    if ARGV[o + 13] ~= '' then
+      redis.call('HSET', jk, 'submitter', ARGV[o + 13])
     end
     if ARGV[o + 12] ~= '' then
       -- Retention finds jobs with limits of their own through this index.

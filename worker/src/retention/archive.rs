@@ -134,5 +134,6 @@ fn row(j: &JobRecord, archived_at: DateTime<Utc>) -> job_history::ActiveModel {
         options: Set(options_json(j)),
         progress_message: Set(j.progress_message.clone()),
         worker: Set(j.worker.clone()),
+        submitter_key_id: Set(j.submitter),
     }
 }
