@@ -158,11 +158,11 @@ async fn connection<I>(
         io,
     });
     if read == head.len() && &head == H2_PREFACE {
-        let service = service(&shared, peer);
+        let service = service(Arc::clone(&shared), peer);
         let conn = shared.h2.serve_connection(io, service);
         tokio::spawn(drive(shared, conn, |c| c.graceful_shutdown(), open));
     } else {
-        let service = service(&shared, peer);
+        let service = service(Arc::clone(&shared), peer);
         let conn = shared.h1.serve_connection(io, service).with_upgrades();
         tokio::spawn(drive(shared, conn, |c| c.graceful_shutdown(), open));
     }
@@ -202,7 +202,7 @@ async fn drive<C, F>(
 
 /// The hyper service of one connection: poem's endpoint.
 fn service(
-    shared: &Arc<Shared>,
+    shared: Arc<Shared>,
     peer: Peer,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
@@ -212,7 +212,6 @@ fn service(
 > + Clone
 + Send
 + 'static {
-    let shared = Arc::clone(shared);
     hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
         let req: poem::Request = (
@@ -223,7 +222,7 @@ fn service(
         )
             .into();
         async move {
-            let resp = shared.ep.call(req).await;
+            let resp = shared.ep.get_response(req).await;
             Ok::<_, Infallible>(hyper::Response::<BoxBody>::from(resp))
         }
     })
