@@ -11,6 +11,9 @@
 //! cargo bench -p drover-api --bench sse -- --clients 10000 --events 200 --rate 10
 //! ```
 //!
+//! `--burst <k>` appends `k` events back to back at each of the `--rate` ticks (the
+//! relay then reads several at once, as it does when a job reports quickly).
+//!
 //! It starts a `redis-server` of its own (no persistence) and a SQLite file in a
 //! temporary directory, and gives the API an admin key of its own (in
 //! `DROVER_API_KEYS`, with no rate limit and a per-key stream cap above `--clients`),
@@ -44,6 +47,8 @@ struct Args {
     clients: usize,
     events: usize,
     rate: f64,
+    /// Events appended back to back at each tick: a burst the relay reads at once.
+    burst: usize,
     timeout: Duration,
     /// Measure an API that is already running (under a profiler, say): its address,
     /// its Redis and its pid. Its namespace must be `bench`.
@@ -57,6 +62,7 @@ fn args() -> anyhow::Result<Args> {
         clients: 10_000,
         events: 200,
         rate: 10.0,
+        burst: 1,
         timeout: Duration::from_secs(300),
         attach: None,
         key: None,
@@ -69,6 +75,7 @@ fn args() -> anyhow::Result<Args> {
             "--clients" => a.clients = v()?.parse()?,
             "--events" => a.events = v()?.parse()?,
             "--rate" => a.rate = v()?.parse()?,
+            "--burst" => a.burst = v()?.parse()?,
             "--timeout" => a.timeout = Duration::from_secs(v()?.parse()?),
             "--attach" => addr = Some(v()?.parse()?),
             "--redis" => redis = Some(v()?),
@@ -88,8 +95,8 @@ fn args() -> anyhow::Result<Args> {
             bail!("--attach needs --key (an admin key of that API)");
         }
     }
-    if a.clients == 0 || a.events == 0 || a.rate <= 0.0 {
-        bail!("--clients, --events and --rate must be positive");
+    if a.clients == 0 || a.events == 0 || a.rate <= 0.0 || a.burst == 0 {
+        bail!("--clients, --events, --rate and --burst must be positive");
     }
     Ok(a)
 }
@@ -575,8 +582,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss1 = rss_kib(pid);
     println!(
-        "{} clients connected in {connect_s:.1} s (the API counts {server_clients}); publishing {} events at {}/s…",
-        args.clients, args.events, args.rate
+        "{} clients connected in {connect_s:.1} s (the API counts {server_clients}); publishing {} events, {} at a time, {} times a second…",
+        args.clients, args.events, args.burst, args.rate
     );
 
     let (user0, sys0) = cpu_ms(pid);
@@ -586,8 +593,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for seq in 0..args.events {
-        tick.tick().await;
-        failures.check("while the events flowed")?;
+        if seq % args.burst == 0 {
+            tick.tick().await;
+            failures.check("while the events flowed")?;
+        }
         sent[seq].store(base.elapsed().as_nanos() as u64, Ordering::Release);
         queue
             .append_event(
@@ -621,9 +630,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         machine()
     );
     println!(
-        "clients: {}  events: {} at {}/s  deliveries: {} of {}",
+        "clients: {}  events: {} in bursts of {} at {}/s  deliveries: {} of {}",
         args.clients,
         args.events,
+        args.burst,
         args.rate,
         lat.len(),
         expected,

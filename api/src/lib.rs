@@ -11,6 +11,7 @@
 //! - [`routes`]: the operations, one module per resource.
 //! - [`upload`]: dataset uploads streamed to disk and profiled on the way.
 //! - [`relay`]: the event relay behind the Server-Sent Events routes.
+//! - [`server`]: the HTTP server (hyper's connections, with small buffers).
 //! - [`openapi`]: the OpenAPI service that gathers them, and the served document.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod payload;
 pub mod relay;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod upload;
 
@@ -210,8 +212,7 @@ pub async fn serve_on<A: Acceptor + 'static>(
         }
     };
     let relay = state.relay().clone();
-    let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
+    let served = server::run(acceptor, app(state), shutdown, Duration::from_secs(10))
         .await
         .context("serve HTTP");
     relay.stop();

@@ -24,6 +24,10 @@ use super::stream::SseItem;
 /// The keep-alive: an SSE comment line.
 const KEEP_ALIVE: &[u8] = b":\n\n";
 
+/// The most bytes of ready messages gathered into one chunk (hyper's HTTP/1 buffer
+/// size: a bigger chunk would be written in pieces anyway).
+const COALESCE_BYTES: usize = crate::server::HTTP1_MAX_BUF;
+
 /// Renders the `event:` and `data:` lines of one message, and the blank line that
 /// ends it. `data` must hold no line break (compact JSON never does).
 #[must_use]
@@ -35,22 +39,6 @@ pub fn frame(kind: &str, data: &str) -> Bytes {
     b.put_slice(data.as_bytes());
     b.put_slice(b"\n\n");
     b.freeze()
-}
-
-/// A message with its `id:` line, ready to write.
-#[must_use]
-pub fn with_id(id: Option<&str>, frame: &Bytes) -> Bytes {
-    match id {
-        None => frame.clone(),
-        Some(id) => {
-            let mut b = BytesMut::with_capacity(id.len() + 5 + frame.len());
-            b.put_slice(b"id: ");
-            b.put_slice(id.as_bytes());
-            b.put_u8(b'\n');
-            b.put_slice(frame);
-            b.freeze()
-        }
-    }
 }
 
 /// An event stream response body, with a keep-alive comment every `keep_alive`.
@@ -92,11 +80,31 @@ impl IntoResponse for SseBody {
         // not a burst of them.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let body = futures::stream::poll_fn(move |cx| {
-            if let Poll::Ready(item) = events.poll_next_unpin(cx) {
-                return Poll::Ready(item.map(|i| Ok::<Bytes, std::io::Error>(i.to_bytes())));
+            // Every message ready now goes out in one chunk: one write to the socket
+            // for a burst, however many events it holds.
+            let mut out: Option<BytesMut> = None;
+            let mut ended = false;
+            while out.as_ref().is_none_or(|b| b.len() < COALESCE_BYTES) {
+                match events.poll_next_unpin(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let b = out.get_or_insert_with(|| BytesMut::with_capacity(item.len_hint()));
+                        item.write_to(b);
+                    }
+                    Poll::Ready(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
             }
-            tick.poll_tick(cx)
-                .map(|_| Some(Ok(Bytes::from_static(KEEP_ALIVE))))
+            match out {
+                // The end is seen again at the next poll (the stream is fused).
+                Some(b) => Poll::Ready(Some(Ok::<Bytes, std::io::Error>(b.freeze()))),
+                None if ended => Poll::Ready(None),
+                None => tick
+                    .poll_tick(cx)
+                    .map(|_| Some(Ok(Bytes::from_static(KEEP_ALIVE)))),
+            }
         });
         Response::builder()
             .content_type(Self::CONTENT_TYPE)
@@ -109,16 +117,45 @@ impl IntoResponse for SseBody {
 
 #[cfg(test)]
 mod tests {
+    use drover_jobs::events::{Event, EventType};
+
     use super::*;
+
+    fn event(n: u32) -> SseItem {
+        let e = Event {
+            id: String::new(),
+            kind: EventType::JobProgress,
+            queue: "export".to_owned(),
+            job_id: "j".to_owned(),
+            attempt: 1,
+            progress: 0,
+            message: n.to_string(),
+            data: serde_json::json!({}),
+            ts: 0,
+        };
+        SseItem::from_event(&e, format!("export:{n}-0"))
+    }
 
     #[test]
     fn messages_render_as_sse() {
         let f = frame("job:progress", r#"{"a":1}"#);
         assert_eq!(&f[..], b"event: job:progress\ndata: {\"a\":1}\n\n");
-        assert_eq!(
-            &with_id(Some("export:1-0"), &f)[..],
-            b"id: export:1-0\nevent: job:progress\ndata: {\"a\":1}\n\n"
-        );
-        assert_eq!(with_id(None, &f), f);
+        let mut out = BytesMut::new();
+        event(7).write_to(&mut out);
+        assert!(out.starts_with(b"id: export:7-0\nevent: job:progress\ndata: {"));
+        assert!(out.ends_with(b"}\n\n"));
+    }
+
+    #[tokio::test]
+    async fn messages_ready_together_go_out_in_one_chunk() {
+        let items = futures::stream::iter([event(1), event(2), event(3)]).boxed();
+        let body = SseBody::new(items, Duration::from_secs(600)).into_response();
+        let mut chunks = body.into_body().into_bytes_stream();
+        let first = chunks.next().await.unwrap().unwrap();
+        let text = String::from_utf8(first.to_vec()).unwrap();
+        assert_eq!(text.matches("id: export:").count(), 3, "{text}");
+        assert!(text.starts_with("id: export:1-0\n"), "{text}");
+        assert!(text.contains("\n\nid: export:3-0\n"), "{text}");
+        assert!(chunks.next().await.is_none());
     }
 }

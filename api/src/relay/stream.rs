@@ -7,8 +7,9 @@
 //! dropped. Positions are compared per queue, as stream ids only order within one.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use drover_jobs::QueueName;
 use drover_jobs::events::{Event, EventType, StreamPos};
 use drover_queue::{JobRecord, JobState, Queue, QueueError};
@@ -28,9 +29,30 @@ const CREATION_SLACK_MS: u64 = 1000;
 #[derive(Debug, Clone)]
 pub struct SseItem {
     kind: &'static str,
-    id: Option<String>,
+    id: Option<Id>,
     /// The `event:` and `data:` lines; a relayed event's are shared by every client.
     frame: Bytes,
+}
+
+/// An SSE `id:`. A live event's is kept as the position it names, and written
+/// straight into the connection's buffer: no string per client per event.
+#[derive(Debug, Clone)]
+enum Id {
+    Text(String),
+    /// A `/jobs/{id}/events` id: the position in the job's queue.
+    Pos(StreamPos),
+    /// A `/sse/events` id: a position per queue.
+    Cursor(Cursor),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Text(s) => f.write_str(s),
+            Id::Pos(p) => p.fmt(f),
+            Id::Cursor(c) => c.fmt(f),
+        }
+    }
 }
 
 /// `event:` of the notice sent before a client that fell behind is closed.
@@ -42,7 +64,7 @@ pub const ERROR: &str = "stream:error";
 pub const GAP: &str = "stream:gap";
 
 impl SseItem {
-    fn shared(r: &Relayed, id: String) -> Self {
+    fn shared(r: &Relayed, id: Id) -> Self {
         Self {
             kind: r.event.kind.as_str(),
             id: Some(id),
@@ -56,7 +78,7 @@ impl SseItem {
         let kind = e.kind.as_str();
         Self {
             kind,
-            id: Some(id),
+            id: Some(Id::Text(id)),
             frame: body::frame(kind, &serde_json::to_string(e).unwrap_or_default()),
         }
     }
@@ -71,7 +93,7 @@ impl SseItem {
         });
         Self {
             kind,
-            id: (!resume.is_empty()).then_some(resume),
+            id: (!resume.is_empty()).then_some(Id::Text(resume)),
             frame: body::frame(kind, &data.to_string()),
         }
     }
@@ -126,14 +148,25 @@ impl SseItem {
 
     /// The SSE `id:`, if any.
     #[must_use]
-    pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+    pub fn id(&self) -> Option<String> {
+        self.id.as_ref().map(ToString::to_string)
     }
 
-    /// The whole message, as written to the connection.
+    /// Appends the whole message, as written to the connection, to `out`.
+    pub fn write_to(&self, out: &mut BytesMut) {
+        if let Some(id) = &self.id {
+            out.put_slice(b"id: ");
+            // Writing to a `BytesMut` cannot fail.
+            let _ = write!(out, "{id}");
+            out.put_u8(b'\n');
+        }
+        out.put_slice(&self.frame);
+    }
+
+    /// The length of the message, give or take its id.
     #[must_use]
-    pub fn to_bytes(&self) -> Bytes {
-        body::with_id(self.id.as_deref(), &self.frame)
+    pub fn len_hint(&self) -> usize {
+        self.frame.len() + 128
     }
 }
 
@@ -386,8 +419,7 @@ pub fn follow_job(
                     }
                     seen = r.pos;
                     let terminal = r.event.kind.is_terminal();
-                    let id = r.pos.to_string();
-                    yield SseItem::shared(&r, id);
+                    yield SseItem::shared(&r, Id::Pos(r.pos));
                     if terminal {
                         return;
                     }
@@ -490,8 +522,7 @@ pub fn follow_events(
                         continue;
                     }
                     cursor.set(r.queue, r.pos);
-                    let id = cursor.to_string();
-                    yield SseItem::shared(&r, id);
+                    yield SseItem::shared(&r, Id::Cursor(cursor));
                 }
                 Msg::Lagged => {
                     yield SseItem::lagged(capacity, cursor.to_string());
