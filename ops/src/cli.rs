@@ -35,4 +35,7 @@ pub enum Command {
 pub enum Bench {
     /// Enqueue, process, latency and retry throughput of the queue against REDIS_URL.
     Queue(crate::bench::queue::QueueBench),
+    /// Server time of the dashboard's overview with a million jobs in Redis, and the
+    /// bytes of its first view.
+    Ui(crate::bench::ui::UiBench),
 }

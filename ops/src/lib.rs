@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Up => up::run(&env).await,
         Command::Migrate => migrate(&env).await,
         Command::Bench(Bench::Queue(args)) => bench::queue::run(args).await,
+        Command::Bench(Bench::Ui(args)) => bench::ui::run(args).await,
         Command::Keys { command } => keys::run(&env, command).await,
     };
     match result {

@@ -306,7 +306,7 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
 }
 
 /// Deletes every key of the benchmark's namespace.
-async fn cleanup(redis: &Redis, ns: &str) {
+pub(crate) async fn cleanup(redis: &Redis, ns: &str) {
     let Ok(mut conn) = redis.dedicated().await else {
         return;
     };
