@@ -17,6 +17,8 @@
 //! | `DROVER_API_BURST_ADMIN` | twice the rate | requests an admin key may make at once after a quiet spell |
 //! | `DROVER_DATASET_MAX_BYTES` | `10737418240` (10 GiB) | largest dataset upload; past it the upload answers 413 (the JSON body limit does not apply to uploads) |
 //! | `DROVER_DATASET_CHUNK_BYTES` | `67108864` (64 MiB) | an upload records a record-aligned offset about every this many bytes |
+//! | `DROVER_UI_SESSION_SECS` | `28800` (8 h) | a dashboard sign-in ends after this long unused (60 s to 30 days) |
+//! | `DROVER_SEARCH_SCAN_MAX` | `5000` | most jobs one search call examines in Redis (and rows in the archive) before it answers with a cursor (100 to 100000) |
 //!
 //! Server-Sent Events have their own settings: see [`SseConfig`].
 
@@ -88,6 +90,12 @@ pub struct ApiConfig {
     pub dataset_max_bytes: u64,
     /// Bytes between two recorded offsets of a dataset.
     pub dataset_chunk_bytes: u64,
+    /// How long a dashboard sign-in lasts without use: its session is forgotten then
+    /// (each use renews it), so a browser left open does not stay signed in forever.
+    pub ui_session_ttl: Duration,
+    /// Most jobs one search call examines (in Redis, and rows in the archive): the
+    /// bound that keeps a search from blocking Redis; a cursor continues it.
+    pub search_scan_max: u32,
 }
 
 /// Default requests per second per key.
@@ -138,7 +146,15 @@ impl ApiConfig {
         let auth_failures_per_minute =
             env.number("DROVER_API_AUTH_FAILURES", 30, 0..=1_000_000)? as u32;
         let sse = SseConfig::from_env(env)?;
+        let ui_session_ttl = Duration::from_secs(env.number(
+            "DROVER_UI_SESSION_SECS",
+            8 * 3600,
+            60..=30 * 24 * 3600,
+        )?);
+        let search_scan_max = env.number("DROVER_SEARCH_SCAN_MAX", 5000, 100..=100_000)? as u32;
         Ok(Self {
+            ui_session_ttl,
+            search_scan_max,
             auth_failures_per_minute,
             common,
             addr,

@@ -13,6 +13,7 @@
 //! - [`relay`]: the event relay behind the Server-Sent Events routes.
 //! - [`server`]: the HTTP server (hyper's connections, with small buffers).
 //! - [`openapi`]: the OpenAPI service that gathers them, and the served document.
+//! - [`ui`]: the web dashboard at `/ui`, and its session cookies.
 
 pub mod auth;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod ui;
 pub mod upload;
 
 use std::future::Future;
@@ -114,6 +116,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
             methods.push((path.to_owned(), "GET, HEAD".to_owned()));
         }
     }
+    methods.extend(ui::allowed_methods());
     let limit = state.config().body_limit;
     let mut route = Route::new()
         .nest("/", api)
@@ -132,11 +135,13 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
             })),
         )
         .at("/health", get(routes::health::health))
-        .at("/ready", get(routes::health::ready));
+        .at("/ready", get(routes::health::ready))
+        .nest("/ui", ui::routes());
     if own_metrics {
         route = route.at("/metrics", get(routes::health::metrics));
     }
     route
+        .with(ui::session::SessionAuth)
         .with(middleware::BodyLimit(limit))
         .data(state)
         .catch_all_error(error::envelope)

@@ -18,12 +18,14 @@ use serde_json::Value;
 
 use crate::routes::aggregates::AggregatesApi;
 use crate::routes::analysis::AnalysisApi;
+use crate::routes::bulk::BulkApi;
 use crate::routes::datasets::DatasetsApi;
 use crate::routes::exports::ExportsApi;
 use crate::routes::history::HistoryApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::queues::QueuesApi;
 use crate::routes::schedules::SchedulesApi;
+use crate::routes::search::SearchApi;
 use crate::routes::sse::SseApi;
 use crate::routes::workers::WorkersApi;
 
@@ -60,6 +62,8 @@ pub type Apis = (
     HistoryApi,
     DatasetsApi,
     AnalysisApi,
+    BulkApi,
+    SearchApi,
 );
 
 const DESCRIPTION: &str = "\
@@ -97,6 +101,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             HistoryApi,
             DatasetsApi,
             AnalysisApi,
+            BulkApi,
+            SearchApi,
         ),
         "Drover",
         env!("CARGO_PKG_VERSION"),

@@ -42,4 +42,7 @@ pub enum Bench {
     Export(crate::bench::export::ExportBench),
     /// Upload and sentiment analysis of a generated CSV through the real API and worker.
     Analysis(crate::bench::analysis::AnalysisBench),
+    /// Server time of the dashboard's overview with a million jobs in Redis, and the
+    /// bytes of its first view.
+    Ui(crate::bench::ui::UiBench),
 }

@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Bench(Bench::Retention(args)) => bench::retention::run(args).await,
         Command::Bench(Bench::Export(args)) => bench::export::run(args).await,
         Command::Bench(Bench::Analysis(args)) => bench::analysis::run(args).await,
+        Command::Bench(Bench::Ui(args)) => bench::ui::run(args).await,
         Command::Keys { command } => keys::run(&env, command).await,
     };
     match result {

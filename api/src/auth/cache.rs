@@ -105,7 +105,17 @@ impl KeyCache {
 
     /// What `key`, sent from `addr`, is.
     pub async fn verify(&self, key: &str, addr: Option<IpAddr>) -> Result<Verdict, ApiError> {
-        let hash = hash_key(key);
+        self.verify_hash(hash_key(key), addr).await
+    }
+
+    /// What the key whose SHA-256 is `hash` is: how a dashboard session, which keeps
+    /// the hash and never the key, is checked again on each request (so revoking the
+    /// key ends its sessions within the cache's `ttl`).
+    pub async fn verify_hash(
+        &self,
+        hash: String,
+        addr: Option<IpAddr>,
+    ) -> Result<Verdict, ApiError> {
         let caching = !self.ttl.is_zero();
         let mut known = false;
         if caching

@@ -182,7 +182,17 @@ async fn authorize(req: &Request, token: &str, needed: Role) -> poem::Result<Pri
         .remote_addr()
         .as_socket_addr()
         .map(|a| a.ip().to_canonical());
-    let principal = match state.keys().verify(token, addr).await? {
+    // A dashboard session (cookie, checked by `crate::ui::session`) stands in for the
+    // key: its principal was verified for this very request.
+    let session = req
+        .extensions()
+        .get::<crate::ui::session::SessionPrincipal>()
+        .map(|s| cache::Verdict::Valid(s.0.clone()));
+    let verdict = match session {
+        Some(v) => v,
+        None => state.keys().verify(token, addr).await?,
+    };
+    let principal = match verdict {
         cache::Verdict::Valid(p) => p,
         cache::Verdict::Invalid => {
             return Err(ApiError::unauthorized("the API key is unknown or revoked").into());

@@ -1,7 +1,8 @@
 //! The API's operations, one module per resource.
 //!
 //! - [`jobs`]: submit, list and read jobs (submitter keys); delete, retry and promote
-//!   them (admin keys; [`job_actions`]).
+//!   them (admin keys; [`job_actions`]), many at once ([`bulk`]), and search them
+//!   ([`search`]).
 //! - [`queues`]: list queues, metrics, pause, resume, clean (admin keys).
 //! - [`workers`]: the live workers (admin keys).
 //! - [`exports`]: export files, listed, read and downloaded (submitter keys).
@@ -14,6 +15,7 @@
 
 pub mod aggregates;
 pub mod analysis;
+pub mod bulk;
 pub mod datasets;
 pub mod exports;
 pub mod health;
@@ -24,6 +26,7 @@ pub mod lookup;
 pub mod payload_docs;
 pub mod queues;
 pub mod schedules;
+pub mod search;
 pub mod sse;
 pub mod submit;
 pub mod views;

@@ -7,7 +7,7 @@ use drover_jobs::QueueName;
 use drover_queue::flow::{FlowPatch, FlowStatus, LimitError, RateLimit, SetBy, check_max_active};
 use drover_queue::{Counts, JobState, MinuteStats, Queue};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -480,7 +480,8 @@ impl QueuesApi {
     /// Metrics of every queue
     ///
     /// For each queue: jobs per state, paused, the age of the oldest waiting job, jobs
-    /// completed and failed per minute over the last 15 minutes, and live workers.
+    /// completed and failed per minute over the last 15 minutes (or `minutes`, up to
+    /// 60: the dashboard's chart shows the last hour), and live workers.
     #[oai(
         path = "/queues/metrics",
         method = "get",
@@ -490,10 +491,18 @@ impl QueuesApi {
         &self,
         _key: AdminKey,
         state: Data<&AppState>,
+        /// Minutes of completed/failed counts, 1 to 60 (default 15).
+        #[oai(validator(minimum(value = "1"), maximum(value = "60")))]
+        minutes: Query<Option<u32>>,
     ) -> Result<AllMetricsResponse, ApiError> {
-        let all =
-            futures::future::join_all(state.queues().all().map(|(name, q)| queue_metrics(name, q)))
-                .await;
+        let window = minutes.0.unwrap_or(METRICS_WINDOW_MINUTES).clamp(1, 60);
+        let all = futures::future::join_all(
+            state
+                .queues()
+                .all()
+                .map(|(name, q)| queue_metrics_over(name, q, window)),
+        )
+        .await;
         let mut queues = Vec::with_capacity(all.len());
         let mut totals = StateCounts::default();
         for m in all {
@@ -670,9 +679,18 @@ impl QueuesApi {
 
 /// Reads one queue's metrics: four round trips, sent together.
 async fn queue_metrics(name: QueueName, q: &Queue) -> Result<QueueMetrics, ApiError> {
+    queue_metrics_over(name, q, METRICS_WINDOW_MINUTES).await
+}
+
+/// Like [`queue_metrics`], with `window` minutes of counts.
+async fn queue_metrics_over(
+    name: QueueName,
+    q: &Queue,
+    window: u32,
+) -> Result<QueueMetrics, ApiError> {
     let (overview, minutes, workers, flow) = tokio::join!(
         q.overview(),
-        q.minute_stats(METRICS_WINDOW_MINUTES),
+        q.minute_stats(window),
         q.workers(),
         q.flow_status()
     );

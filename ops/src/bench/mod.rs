@@ -5,3 +5,4 @@ pub mod export;
 pub mod queue;
 pub mod retention;
 pub mod support;
+pub mod ui;

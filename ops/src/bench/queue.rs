@@ -398,7 +398,7 @@ async fn drain(
 }
 
 /// Deletes every key of the benchmark's namespace.
-async fn cleanup(redis: &Redis, ns: &str) {
+pub(crate) async fn cleanup(redis: &Redis, ns: &str) {
     let Ok(mut conn) = redis.dedicated().await else {
         return;
     };
