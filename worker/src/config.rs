@@ -11,7 +11,7 @@
 //! | `DROVER_RESCUE_INTERVAL_MS` | `5000` | how often expired leases are looked for |
 //! | `DROVER_HEARTBEAT_INTERVAL_MS` | `5000` | how often the worker says it is alive |
 //! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
-//! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
+//! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish; those still running then are handed back to their queue |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
 //! | `DROVER_EXPORT_TTL_HOURS` | `168` | an export file expires (the cleanup job deletes it) this long after it was made |
 //! | `DROVER_RETENTION` | `true` | enforce the served queues' retention (archive, then remove finished jobs) |

@@ -297,7 +297,10 @@ enum HandBack {
 impl Drop for Driver {
     fn drop(&mut self) {
         if self.others.is_empty() {
-            // Closed (or closing) already.
+            // Closed already (then this changes nothing), or dropped while closing:
+            // stop the tasks; the leases still held expire and their jobs are rescued.
+            self.shared.stop_fetch.cancel();
+            self.shared.stop_all.cancel();
             return;
         }
         // Dropped without close: the worker future was dropped, which is what the
