@@ -296,15 +296,18 @@ enum HandBack {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if self.others.is_empty() {
-            // Closed already (then this changes nothing), or dropped while closing:
-            // stop the tasks; the leases still held expire and their jobs are rescued.
+        if self.others.is_empty() || !self.hub.stopping().is_cancelled() {
+            // Closed already (then this changes nothing), dropped while closing, or
+            // dropped outside a shutdown (the worker future was aborted, as a crash
+            // would end it): stop the tasks; the leases still held expire and their
+            // jobs are rescued.
             self.shared.stop_fetch.cancel();
             self.shared.stop_all.cancel();
             return;
         }
-        // Dropped without close: the worker future was dropped, which is what the
-        // monitor does to the workers still running at its shutdown timeout. Their
+        // Dropped without close while the process shuts down
+        // (`WakeHub::stop_fetching` was called): the monitor drops the workers still
+        // running at its shutdown timeout. Their
         // handlers are gone with it, so hand their jobs back at once rather than leave
         // them `active` until their leases expire.
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
