@@ -51,6 +51,10 @@ use crate::state::AppState;
 pub async fn connect_state(config: ApiConfig) -> anyhow::Result<AppState> {
     let metrics = drover_jobs::telemetry::prometheus();
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    for (name, _) in queues.all() {
+        drover_queue::metrics::zero_enqueue_series(name.as_str());
+    }
+    relay::hub::zero_series();
     let sync = auth::keys::sync_env_keys(&db, &config.api_keys)
         .await
         .context("store the keys of DROVER_API_KEYS")?;

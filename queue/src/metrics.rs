@@ -17,6 +17,9 @@ pub const STALE_ACKS: &str = "drover_stale_acks_total";
 /// Counter: leases a worker lost while their handler ran (renewal failed in time, or
 /// the job was rescued elsewhere), by `queue`.
 pub const LEASES_LOST: &str = "drover_leases_lost_total";
+/// Counter: running jobs handed back to their queue at the shutdown timeout (their
+/// handlers were cut off; the attempt does not count), by `queue`.
+pub const HANDED_BACK: &str = "drover_jobs_handed_back_total";
 /// Histogram: seconds from ready to started, by `queue`.
 pub const WAIT_SECONDS: &str = "drover_job_wait_seconds";
 /// Histogram: seconds a handler ran, by `queue` and `outcome`.
@@ -26,3 +29,36 @@ pub const RUN_SECONDS: &str = "drover_job_run_seconds";
 pub const RATE_LIMITED: &str = "drover_queue_rate_limited_total";
 /// Counter: attempts a handler deferred (`retry_after`), by `queue`.
 pub const DEFERRED: &str = "drover_jobs_deferred_total";
+
+/// The outcomes `RUN_SECONDS` is labelled with.
+pub const RUN_OUTCOMES: [&str; 3] = ["completed", "retried", "failed"];
+
+/// Creates, at zero, every per-queue series a worker of `queue` records, so each
+/// exists from the first scrape: a rate over a series that appears with its first
+/// event misses that event, and an alert on an absent series never fires.
+pub fn zero_worker_series(queue: &str) {
+    for name in [
+        COMPLETED,
+        FAILED,
+        RETRIED,
+        RESCUED,
+        STALE_ACKS,
+        LEASES_LOST,
+        HANDED_BACK,
+        RATE_LIMITED,
+        DEFERRED,
+    ] {
+        metrics::counter!(name, "queue" => queue.to_owned()).increment(0);
+    }
+    // A registered histogram renders its buckets at zero before its first sample.
+    let _ = metrics::histogram!(WAIT_SECONDS, "queue" => queue.to_owned());
+    for outcome in RUN_OUTCOMES {
+        let _ = metrics::histogram!(RUN_SECONDS, "queue" => queue.to_owned(), "outcome" => outcome);
+    }
+}
+
+/// Creates `ENQUEUED` for `queue` at zero, in a process that enqueues (see
+/// [`zero_worker_series`] for why).
+pub fn zero_enqueue_series(queue: &str) {
+    metrics::counter!(ENQUEUED, "queue" => queue.to_owned()).increment(0);
+}

@@ -54,6 +54,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    // The series exist from the first scrape, before the first fire.
+    let _ = drover_jobs::telemetry::prometheus();
+    for (name, _) in queues.all() {
+        drover_queue::metrics::zero_enqueue_series(name.as_str());
+    }
     let metrics_task = match config.metrics_addr {
         Some(addr) => {
             let probes = drover_jobs::probes::Probes {

@@ -18,6 +18,18 @@ pub const MISSED: &str = "drover_schedule_fires_missed_total";
 pub const LATENESS: &str = "drover_schedule_lateness_seconds";
 pub const LEADER: &str = "drover_scheduler_leader";
 
+/// Creates the series of schedule `schedule` at zero (a no-op once they exist), so
+/// they are scraped before its first fire, and an alert on misses sees a zero, not
+/// an absent series.
+pub fn zero_schedule_series(schedule: &str) {
+    for trigger in ["schedule", "manual"] {
+        metrics::counter!(FIRES, "schedule" => schedule.to_owned(), "trigger" => trigger)
+            .increment(0);
+    }
+    metrics::counter!(MISSED, "schedule" => schedule.to_owned()).increment(0);
+    let _ = metrics::histogram!(LATENESS, "schedule" => schedule.to_owned());
+}
+
 /// Counts an enqueued fire, and its lateness if the clock fired it.
 pub fn fired(fire: &schedule_fire::Model, enqueued_at: DateTime<Utc>) {
     let trigger = if fire.manual { "manual" } else { "schedule" };

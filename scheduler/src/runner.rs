@@ -100,6 +100,7 @@ impl Runner {
         let rows = store::list(&self.db).await?;
         let mut entries = BTreeMap::new();
         for row in rows {
+            crate::metrics::zero_schedule_series(&row.name);
             match Spec::from_model(&row, now) {
                 Ok(spec) => {
                     self.bad.remove(&row.name);

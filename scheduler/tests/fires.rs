@@ -61,6 +61,10 @@ impl Env2 {
     }
 
     fn start_with_metrics(&self, grace_ms: u64, metrics_addr: &str) -> Proc {
+        self.start_with(grace_ms, metrics_addr, 1000)
+    }
+
+    fn start_with(&self, grace_ms: u64, metrics_addr: &str, lock_ttl_ms: u64) -> Proc {
         Proc::start_exe(
             env!("CARGO_BIN_EXE_drover-scheduler"),
             &[
@@ -68,7 +72,7 @@ impl Env2 {
                 ("DROVER_REDIS_NAMESPACE", self.ns.clone()),
                 ("DATABASE_URL", self.db.url().to_owned()),
                 ("DROVER_SCHEDULER_TICK_MS", "100".to_owned()),
-                ("DROVER_SCHEDULER_LOCK_TTL_MS", "1000".to_owned()),
+                ("DROVER_SCHEDULER_LOCK_TTL_MS", lock_ttl_ms.to_string()),
                 ("DROVER_SCHEDULER_RELOAD_MS", "200".to_owned()),
                 ("DROVER_SCHEDULER_GRACE_MS", grace_ms.to_string()),
                 ("DROVER_SCHEDULER_METRICS_ADDR", metrics_addr.to_owned()),
@@ -409,4 +413,69 @@ async fn the_metrics_count_the_fires_their_lateness_and_the_leader() {
     assert_eq!(ready.status(), 200);
     p.terminate(Duration::from_secs(10));
     assert_eq!(env.jobs().await, 3);
+}
+
+#[tokio::test]
+async fn sigterm_to_the_leader_hands_over_at_once_and_the_next_fire_is_on_time() {
+    let env = setup(drover_tests::shared_redis_url()).await;
+    env.schedule("handover", "* * * * * *", "all", "allow")
+        .await;
+    // A 20 s lease: a takeover that waited for the lease to expire would miss many
+    // fires, so only the leader's release at SIGTERM can pass.
+    let mut procs: Vec<Proc> = (0..2)
+        .map(|_| env.start_with(1000, "off", 20_000))
+        .collect();
+    eventually_async(T, "three fires", || async {
+        (env.fires("handover").await.len() >= 3).then_some(())
+    })
+    .await;
+    let pid = eventually_async(T, "a leader", || env.leader_pid()).await;
+    let i = procs
+        .iter()
+        .position(|p| p.pid() == pid)
+        .expect("the leader is one of ours");
+    procs[i].terminate(Duration::from_secs(10));
+    let exited = Utc::now();
+    let other = procs[1 - i].pid();
+    let new_leader = eventually_async(Duration::from_secs(2), "the other replica to lead", || {
+        env.leader_pid()
+    })
+    .await;
+    assert_eq!(new_leader, other);
+    // The first second due after the exit fires, on time (within the grace).
+    let next_due =
+        exited.duration_trunc(chrono::Duration::seconds(1)).unwrap() + chrono::Duration::seconds(1);
+    let fire = eventually_async(T, "the next due fire", || async {
+        env.fires("handover")
+            .await
+            .into_iter()
+            .find(|f| f.scheduled_at == next_due && f.enqueued_at.is_some())
+    })
+    .await;
+    let late = fire.enqueued_at.unwrap() - fire.scheduled_at;
+    assert!(
+        late < chrono::Duration::milliseconds(500),
+        "the first fire after the handover was {late} late"
+    );
+    eventually_async(T, "a few more fires", || async {
+        env.fires("handover")
+            .await
+            .iter()
+            .any(|f| f.scheduled_at > next_due + chrono::Duration::seconds(2))
+            .then_some(())
+    })
+    .await;
+    procs[1 - i].terminate(Duration::from_secs(10));
+    let fires = env.fires("handover").await;
+    // No second was skipped or fired twice across the handover.
+    for pair in fires.windows(2) {
+        assert_eq!(
+            pair[1].scheduled_at - pair[0].scheduled_at,
+            chrono::Duration::seconds(1),
+            "a gap or a repeat between {} and {}",
+            pair[0].scheduled_at,
+            pair[1].scheduled_at
+        );
+        assert_eq!(pair[1].status, "enqueued", "{:?}", pair[1]);
+    }
 }

@@ -200,6 +200,15 @@ impl Proc {
         }
     }
 
+    /// Sends SIGTERM and returns at once (see [`Proc::terminate`] to wait for the exit).
+    pub fn sigterm(&self) {
+        if let Some(c) = self.child.as_ref()
+            && let Ok(pid) = i32::try_from(c.id())
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for it to exit; returns its exit code.
     ///
     /// # Panics

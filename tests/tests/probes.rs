@@ -70,3 +70,131 @@ async fn the_worker_is_unready_while_redis_is_down_and_ready_again_after() {
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(metrics.status(), 200);
 }
+
+/// The environment of one process of the stack, with its probe address.
+fn stack_env(
+    redis: &str,
+    db_url: &str,
+    data: &std::path::Path,
+    ns: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("REDIS_URL", redis.to_owned()),
+        ("DATABASE_URL", db_url.to_owned()),
+        ("DROVER_DATA_DIR", data.display().to_string()),
+        ("DROVER_REDIS_NAMESPACE", ns.to_owned()),
+        (
+            "DROVER_API_KEYS",
+            "admin:probes-admin-key-0123456789".to_owned(),
+        ),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Starts the API, a worker and a scheduler; returns them and their probe base URLs.
+fn start_stack(redis: &str, db_url: &str, data: &std::path::Path) -> (Vec<Proc>, Vec<String>) {
+    let ns = namespace();
+    let (api, worker, sched) = (free_addr(), free_addr(), free_addr());
+    let env = |extra| stack_env(redis, db_url, data, &ns, extra);
+    let procs = vec![
+        Proc::start("drover-api", &env(&[("DROVER_API_ADDR", api.to_string())])),
+        Proc::start(
+            "drover-worker",
+            &env(&[("DROVER_WORKER_METRICS_ADDR", worker.to_string())]),
+        ),
+        Proc::start(
+            "drover-scheduler",
+            &env(&[("DROVER_SCHEDULER_METRICS_ADDR", sched.to_string())]),
+        ),
+    ];
+    let bases = [api, worker, sched]
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
+    (procs, bases)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_worker_and_scheduler_are_unready_while_redis_is_down_and_ready_again_after() {
+    let mut redis = TestRedis::start();
+    let db = TestDb::sqlite();
+    let data = tempfile::tempdir().unwrap();
+    let (_procs, bases) = start_stack(&redis.url(), db.url(), data.path());
+    for base in &bases {
+        let body = until(base, "/ready", 200, &format!("{base} to be ready")).await;
+        assert_eq!(body["services"]["redis"], "up", "{base}: {body}");
+    }
+
+    redis.kill();
+    for base in &bases {
+        let body = until(
+            base,
+            "/ready",
+            503,
+            &format!("{base} unready without Redis"),
+        )
+        .await;
+        assert_eq!(body["services"]["redis"], "down", "{base}: {body}");
+        assert_eq!(body["services"]["database"], "up", "{base}: {body}");
+        let (status, _) = probe(base, "/health").await.expect("/health answers");
+        assert_eq!(status, 200, "{base}: liveness holds while Redis is down");
+    }
+
+    redis.restart();
+    for base in &bases {
+        until(
+            base,
+            "/ready",
+            200,
+            &format!("{base} ready again with Redis"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_is_unready_while_postgres_is_unreachable_and_ready_again_after() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("TEST_DATABASE_URL is not a PostgreSQL URL: nothing to test here");
+        return;
+    };
+    let redis = TestRedis::start();
+    let data = tempfile::tempdir().unwrap();
+    // The processes reach PostgreSQL through a proxy that the test can stop.
+    let url = db.url().to_owned();
+    let after_at = url.split_once('@').map_or(url.as_str(), |(_, r)| r);
+    let host_port = after_at.split('/').next().unwrap().to_owned();
+    let proxy = drover_tests::Proxy::start(&host_port).await;
+    let proxied = url.replacen(&host_port, &proxy.addr().to_string(), 1);
+    let (_procs, bases) = start_stack(&redis.url(), &proxied, data.path());
+    for base in &bases {
+        until(base, "/ready", 200, &format!("{base} to be ready")).await;
+    }
+
+    proxy.pause();
+    for base in &bases {
+        let body = until(
+            base,
+            "/ready",
+            503,
+            &format!("{base} unready without the database"),
+        )
+        .await;
+        assert_eq!(body["services"]["database"], "down", "{base}: {body}");
+        assert_eq!(body["services"]["redis"], "up", "{base}: {body}");
+    }
+
+    proxy.resume();
+    for base in &bases {
+        until(
+            base,
+            "/ready",
+            200,
+            &format!("{base} ready again with the database"),
+        )
+        .await;
+    }
+}

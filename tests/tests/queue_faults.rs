@@ -233,3 +233,93 @@ async fn a_backlog_of_200k_jobs_drains_without_a_script_error() {
         (0, 0, 0, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_job_drains_what_finishes_in_time_and_hands_the_rest_to_another_worker_at_once()
+{
+    let server = TestRedis::start();
+    let ns = drover_tests::namespace();
+    let (redis, q) = queue(&server.url(), &ns);
+    let url = server.url();
+    // Leases of 30 s: a job left to expire would sit `active` far past every deadline
+    // below, so only the hand-back can pass. Shutdown timeout: 1 s.
+    let args = [
+        url.as_str(),
+        ns.as_str(),
+        "faults",
+        "2",
+        "30000",
+        "200",
+        "1000",
+    ];
+    let mut a = Proc::start_path(WORKER, &args, &[]);
+    let t = Duration::from_secs(30);
+    eventually_async(t, "worker A registered", || async {
+        (!q.workers().await.unwrap().is_empty()).then_some(())
+    })
+    .await;
+    let short = q.enqueue(job(1, 300)).await.unwrap().id;
+    let long = q.enqueue(job(2, 4000)).await.unwrap().id;
+    let a_pid = a.pid();
+    eventually_async(t, "both jobs running on A", || async {
+        let held = held_by(&redis, &q, a_pid).await;
+        (held.contains(&short) && held.contains(&long)).then_some(())
+    })
+    .await;
+    let b = Proc::start_path(WORKER, &args, &[]);
+    eventually_async(t, "worker B registered", || async {
+        (q.workers().await.unwrap().len() >= 2).then_some(())
+    })
+    .await;
+
+    a.sigterm();
+    // The short job finishes during the drain, on A, as one attempt.
+    let s = eventually_async(t, "the short job to complete", || async {
+        let j = q.get(&short).await.unwrap().unwrap();
+        (j.state == JobState::Completed).then_some(j)
+    })
+    .await;
+    assert_eq!(s.attempts, 1);
+    // A, draining, has a free slot but leases nothing more: this job goes to B.
+    let third = q.enqueue(job(3, 300)).await.unwrap().id;
+
+    let code = a.terminate(Duration::from_secs(15));
+    let exited = std::time::Instant::now();
+    assert_eq!(code, Some(0), "A stops cleanly");
+    let b_pid = b.pid();
+    // The long job was handed back at A's shutdown timeout, not left to its lease.
+    eventually_async(
+        Duration::from_secs(1),
+        "B to run the long job within a second of A's exit",
+        || async {
+            let j = q.get(&long).await.unwrap().unwrap();
+            (j.state == JobState::Completed || held_by(&redis, &q, b_pid).await.contains(&long))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        exited.elapsed() < Duration::from_secs(1),
+        "picked up {:?} after A's exit",
+        exited.elapsed()
+    );
+    for id in [&long, &third] {
+        let j = eventually_async(t, "the job to complete on B", || async {
+            let j = q.get(id).await.unwrap().unwrap();
+            (j.state == JobState::Completed).then_some(j)
+        })
+        .await;
+        // The hand-back costs no attempt: the cut-off run does not count.
+        assert_eq!(j.attempts, 1, "job {id}: {j:?}");
+        let w = j.worker.clone().unwrap_or_default();
+        assert!(
+            w.contains(&format!("-{b_pid}-")),
+            "job {id} ran last on {w}, not on B"
+        );
+    }
+    let o = q.overview().await.unwrap();
+    assert_eq!(
+        (o.counts.waiting, o.counts.active, o.counts.completed),
+        (0, 0, 3)
+    );
+}

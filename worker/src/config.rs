@@ -13,7 +13,7 @@
 //! | `DROVER_RATE_LIMIT` | none | a global rate limit per queue, across every worker: `queue=N/PERIOD[:BURST],…` (`export=3/s:5`, `analysis=60/min`; `none` for no limit); applied at start unless an admin set the queue's limits through the API |
 //! | `DROVER_MAX_ACTIVE` | none | at most this many jobs of the queue active at once across every worker: `queue=n,…` (`none` for no cap); applied like `DROVER_RATE_LIMIT` |
 //! | `DROVER_POLL_INTERVAL_MS` | `1000` | an idle worker looks at its queue at least this often |
-//! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish |
+//! | `DROVER_SHUTDOWN_TIMEOUT_MS` | `30000` | on SIGTERM, how long running jobs may take to finish; those still running then are handed back to their queue |
 //! | `DROVER_WORKER_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` of this process; `off` for none |
 //! | `DROVER_EXPORT_TTL_HOURS` | `168` | an export file expires (the cleanup job deletes it) this long after it was made |
 //! | `DROVER_RETENTION` | `true` | enforce the served queues' retention (archive, then remove finished jobs) |

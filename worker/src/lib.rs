@@ -32,14 +32,20 @@ use drover_queue::worker::WakeHub;
 use crate::config::WorkerConfig;
 use crate::deps::Deps;
 
-/// Runs the worker until `shutdown` completes, then lets running jobs finish (up to
-/// the shutdown timeout), hands back what was leased but not started, and returns.
+/// Runs the worker until `shutdown` completes, then stops leasing, lets running jobs
+/// finish (up to the shutdown timeout), hands back what was leased but not started and
+/// what was still running at the timeout, and returns.
 pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = drover_jobs::telemetry::prometheus();
     let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    // Every per-queue series exists from the first scrape, at zero.
+    for q in config.queues.keys() {
+        drover_queue::metrics::zero_worker_series(q.as_str());
+        retention::zero_series(q.as_str());
+    }
     let hub = WakeHub::start(redis.clone(), &config.common.namespace);
     let stop_retention = tokio_util::sync::CancellationToken::new();
     let retention_tasks = retention::spawn_all(
@@ -86,13 +92,19 @@ pub async fn run(
         redis = %drover_queue::connection::redact(&config.common.redis_url),
         "drover-worker running"
     );
+    let stopping = hub.clone();
     let result = monitor
         .run_with_signal(async move {
             shutdown.await;
+            // No fetcher leases another job from here on; running jobs drain.
+            stopping.stop_fetching();
             Ok(())
         })
         .await
         .context("run the workers");
+    // Workers still running at the shutdown timeout were dropped; their jobs go back
+    // to the queue now, not when their leases expire.
+    hub.handed_back().await;
     // A step in flight finishes (its archive commits and its removal runs) before
     // the process exits; a killed process leaves at most a batch to re-archive.
     stop_retention.cancel();

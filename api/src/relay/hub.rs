@@ -156,6 +156,13 @@ pub enum StreamKind {
     Events,
 }
 
+/// Creates the client gauges at zero, so the series are scraped before the first client.
+pub fn zero_series() {
+    for kind in [StreamKind::Job, StreamKind::Events] {
+        metrics::gauge!(CLIENTS_GAUGE, "stream" => kind.label()).increment(0.0);
+    }
+}
+
 impl StreamKind {
     fn label(self) -> &'static str {
         match self {

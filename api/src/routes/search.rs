@@ -20,7 +20,7 @@ use super::QueueParam;
 use super::history::{HistoryFilter, page};
 use super::lookup::find_in_queue;
 use super::views::JobView;
-use crate::auth::SubmitterKey;
+use crate::auth::{Principal, SubmitterKey};
 use crate::error::ApiError;
 use crate::openapi::ApiTags;
 use crate::state::AppState;
@@ -146,7 +146,7 @@ impl SearchApi {
     #[allow(clippy::too_many_arguments)]
     async fn search(
         &self,
-        _key: SubmitterKey,
+        key: SubmitterKey,
         state: Data<&AppState>,
         /// `export`, `analysis`, `aggregation` or `cleanup`.
         queue: Path<QueueParam>,
@@ -171,8 +171,9 @@ impl SearchApi {
         limit: Query<u32>,
     ) -> Result<SearchResponse, ApiError> {
         let name = queue.0.queue()?;
+        let key = key.0;
         if let Some(id) = id.0 {
-            let jobs: Vec<JobView> = find_in_queue(&state, name, &id)
+            let jobs: Vec<JobView> = find_in_queue(&state, &key, name, &id)
                 .await?
                 .into_iter()
                 .collect();
@@ -213,8 +214,17 @@ impl SearchApi {
             to: to.0,
         };
         let budget = u64::from(state.config().search_scan_max);
+        if !key.may_use(name) {
+            // Like every read of a queue the key may not use: nothing is there.
+            return Ok(SearchResponse::Ok(Json(SearchResult {
+                examined: 0,
+                jobs: Vec::new(),
+                next_cursor: None,
+            })));
+        }
         let found = run(
             &state,
+            &key,
             name,
             &m,
             phase,
@@ -227,9 +237,11 @@ impl SearchApi {
 }
 
 /// Examines jobs from `phase` on until `limit` match, `budget` were examined, or none
-/// is left.
+/// is left. Only jobs `key` may read count as matches (a submitter key finds only the
+/// jobs it submitted).
 async fn run(
     state: &AppState,
+    key: &Principal,
     name: QueueName,
     m: &Matcher,
     mut phase: Phase,
@@ -256,6 +268,9 @@ async fn run(
                 let page = q.list(STATES[*i], cursor, take).await?;
                 examined += page.jobs.len() as u64;
                 for j in page.jobs {
+                    if !key.may_read(&j.queue, j.submitter) {
+                        continue;
+                    }
                     let v: JobView = j.into();
                     if m.matches(&v) {
                         jobs.push(v);
@@ -286,6 +301,9 @@ async fn run(
                 let (rows, next) = page(state.db(), &f, u32::try_from(take).unwrap_or(200)).await?;
                 examined += rows.len() as u64;
                 for r in rows {
+                    if !key.may_read(&r.queue, r.submitter_key_id) {
+                        continue;
+                    }
                     let v: JobView = r.into();
                     if m.matches(&v) {
                         jobs.push(v);

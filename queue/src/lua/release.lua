@@ -1,5 +1,6 @@
--- Hands back leased jobs that a stopping worker never started, at the head of
--- their priority, without counting an attempt.
+-- Hands back leased jobs that a stopping worker never started, or whose handlers
+-- it cut off at its shutdown timeout, at the head of their priority, without
+-- counting an attempt: the job runs elsewhere at once, not after its lease expires.
 --
 -- KEYS: 1 active, 2 wait, 3 events, 4 sleep
 -- ARGV: 1 key prefix, 2 events maxlen, 3 queue name, 4 wake channel, then pairs of (id, lease token)
@@ -17,7 +18,8 @@ for i = 5, #ARGV, 2 do
     back = back + 1
     local attempts = tonumber(v[3] or 0)
     if v[5] == v[1] then
-      -- Marked started (handed to the worker) but never run: take the count back.
+      -- Marked started (handed to the worker), but never run or cut off at
+      -- shutdown: take the count back.
       attempts = attempts - 1
     end
     redis.call('HSET', jk, 'state', 'waiting', 'attempts', attempts, 'started', '', 'ready_at', now)

@@ -203,7 +203,8 @@ impl Driver {
             outstanding: AtomicUsize::new(0),
             capacity: Notify::new(),
             wake,
-            stop_fetch: CancellationToken::new(),
+            // The process's shutdown stops every fetcher at once, before jobs drain.
+            stop_fetch: hub.stopping().child_token(),
             stop_all: CancellationToken::new(),
             give_up: CancellationToken::new(),
             progress,
@@ -237,25 +238,27 @@ impl Driver {
         &mut self,
         unstarted: Vec<(String, u64)>,
     ) -> impl Future<Output = ()> + Send + 'static {
+        self.shut_down(HandBack::Unstarted(unstarted))
+    }
+
+    fn shut_down(&mut self, hand_back: HandBack) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.shared.clone();
         let hub = self.hub.clone();
         let ack_tx = self.ack_tx.clone();
         let fetcher = self.fetcher.take();
         let others = std::mem::take(&mut self.others);
         async move {
-            tracing::debug!(
-                queue = shared.queue.name(),
-                unstarted = unstarted.len(),
-                "closing"
-            );
+            tracing::debug!(queue = shared.queue.name(), "closing");
             shared.stop_fetch.cancel();
             if let Some(f) = fetcher {
                 let _ = f.await;
             }
             tracing::debug!(queue = shared.queue.name(), "fetcher stopped");
             let deadline = Instant::now() + shared.opts.close_timeout;
-            if !unstarted.is_empty() {
-                release(&shared, &unstarted, deadline).await;
+            if let HandBack::Unstarted(unstarted) = &hand_back
+                && !unstarted.is_empty()
+            {
+                release(&shared, unstarted, deadline).await;
             }
             let (tx, rx) = oneshot::channel();
             if ack_tx.send(AckMsg::Barrier(tx)).is_ok()
@@ -264,6 +267,9 @@ impl Driver {
                 shared.give_up.cancel();
             }
             tracing::debug!(queue = shared.queue.name(), "outcomes recorded");
+            if matches!(hand_back, HandBack::Unfinished) {
+                hand_back_unfinished(&shared, deadline).await;
+            }
             flush_progress(&shared).await;
             shared.stop_all.cancel();
             for t in others {
@@ -279,13 +285,68 @@ impl Driver {
     }
 }
 
+/// What a closing driver hands back to the queue.
+enum HandBack {
+    /// The worker drained: these jobs were delivered but never started.
+    Unstarted(Vec<(String, u64)>),
+    /// The worker was dropped with handlers running (the shutdown timeout passed):
+    /// every job still held once the outcomes already sent are recorded.
+    Unfinished,
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
-        // A driver dropped without close (the worker future was dropped): stop the tasks;
-        // the leases it held expire and the jobs are rescued.
-        self.shared.stop_fetch.cancel();
-        self.shared.stop_all.cancel();
+        if self.others.is_empty() || !self.hub.stopping().is_cancelled() {
+            // Closed already (then this changes nothing), dropped while closing, or
+            // dropped outside a shutdown (the worker future was aborted, as a crash
+            // would end it): stop the tasks; the leases still held expire and their
+            // jobs are rescued.
+            self.shared.stop_fetch.cancel();
+            self.shared.stop_all.cancel();
+            return;
+        }
+        // Dropped without close while the process shuts down
+        // (`WakeHub::stop_fetching` was called): the monitor drops the workers still
+        // running at its shutdown timeout. Their
+        // handlers are gone with it, so hand their jobs back at once rather than leave
+        // them `active` until their leases expire.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.shared.stop_fetch.cancel();
+            self.shared.stop_all.cancel();
+            return;
+        };
+        let hub = self.hub.clone();
+        let fut = self.shut_down(HandBack::Unfinished);
+        hub.track_hand_back(rt.spawn(fut));
     }
+}
+
+/// Hands back every job still held (its handler did not finish), without costing
+/// an attempt, so another worker runs it at once.
+async fn hand_back_unfinished(s: &Shared, deadline: Instant) {
+    let held: Vec<(String, u64)> = match s.held.lock() {
+        Ok(h) => h
+            .iter()
+            .map(|(id, l)| {
+                // Whatever still runs for these jobs must stop writing.
+                l.lost.cancel();
+                (id.clone(), l.token)
+            })
+            .collect(),
+        Err(_) => return,
+    };
+    if held.is_empty() {
+        return;
+    }
+    tracing::info!(
+        queue = s.queue.name(),
+        worker = s.worker_id,
+        jobs = held.len(),
+        "shutdown timeout: handing running jobs back to the queue"
+    );
+    metrics::counter!(m::HANDED_BACK, "queue" => s.queue.name().to_owned())
+        .increment(held.len() as u64);
+    release(s, &held, deadline).await;
 }
 
 /// Logs a Redis failure: the first, then every tenth, so an outage does not flood the logs.

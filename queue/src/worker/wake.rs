@@ -14,11 +14,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::connection::Redis;
 use crate::keys::wake_channel;
 
 /// Dispatches wake-up notices to the drivers of this process.
+///
+/// It is also what the drivers of one process share at shutdown: the signal to stop
+/// fetching ([`WakeHub::stop_fetching`]) and the hand-backs of jobs whose handlers were
+/// cut off ([`WakeHub::handed_back`]), which the process must wait for before it exits.
 #[derive(Clone)]
 pub struct WakeHub {
     inner: Arc<Inner>,
@@ -27,6 +32,10 @@ pub struct WakeHub {
 struct Inner {
     subscribers: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled when the process starts to shut down: every fetcher stops leasing.
+    stopping: CancellationToken,
+    /// The hand-backs that dropped drivers started (see `Driver`'s `Drop`).
+    hand_backs: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
@@ -52,6 +61,8 @@ impl WakeHub {
         let inner = Arc::new(Inner {
             subscribers: Mutex::new(HashMap::new()),
             task: Mutex::new(None),
+            stopping: CancellationToken::new(),
+            hand_backs: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&inner);
         let channel = wake_channel(ns);
@@ -104,6 +115,43 @@ impl WakeHub {
             subs.entry(queue.to_owned()).or_default().push(n.clone());
         }
         n
+    }
+
+    /// Tells every driver of this process to stop leasing jobs: the process is shutting
+    /// down, and a job leased now would only wait for the hand-back. Call it as soon as
+    /// the shutdown signal arrives, before the running jobs drain.
+    pub fn stop_fetching(&self) {
+        self.inner.stopping.cancel();
+    }
+
+    /// A token cancelled by [`WakeHub::stop_fetching`].
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.inner.stopping
+    }
+
+    /// Keeps the task of a dropped driver's hand-back, for [`WakeHub::handed_back`].
+    pub(crate) fn track_hand_back(&self, task: JoinHandle<()>) {
+        if let Ok(mut h) = self.inner.hand_backs.lock() {
+            h.retain(|t| !t.is_finished());
+            h.push(task);
+        }
+    }
+
+    /// Waits for the hand-backs of jobs whose handlers were cut off (a worker dropped
+    /// at the shutdown timeout hands its running jobs back to their queues, so they run
+    /// elsewhere at once instead of after their lease expires). Each hand-back gives up
+    /// after the workers' `close_timeout`. Call it after the workers stopped and
+    /// before the process exits, or the runtime drops the hand-backs half done.
+    pub async fn handed_back(&self) {
+        let tasks = self
+            .inner
+            .hand_backs
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 
     /// Stops notifying `notify`.

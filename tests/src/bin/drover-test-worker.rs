@@ -4,8 +4,10 @@
 //! rate (`rate_pause_ms`), as a handler that got a 429 from its provider would.
 //!
 //! Configured by arguments, not the environment, so a test states everything it needs:
-//! `drover-test-worker <redis-url> <namespace> <queue> <concurrency> <lease-ms> <rescue-ms>`.
-//! It stops gracefully on SIGTERM or Ctrl-C; tests also kill it with SIGKILL.
+//! `drover-test-worker <redis-url> <namespace> <queue> <concurrency> <lease-ms> <rescue-ms> [<shutdown-ms>]`.
+//! It stops gracefully on SIGTERM or Ctrl-C, the way `drover-worker` does: it stops
+//! leasing, lets running jobs finish for up to `shutdown-ms` (30 s if not given), and
+//! hands the rest back to the queue. Tests also kill it with SIGKILL.
 
 use std::time::Duration;
 
@@ -75,16 +77,29 @@ async fn main() {
         poll_interval: Duration::from_millis(500),
         ..WorkerOptions::with_concurrency(concurrency)
     };
-    let backend = DroverBackend::<FaultJob>::new(queue, hub, opts);
-    let worker = WorkerBuilder::new(backend.worker_id().to_owned())
-        .backend(backend)
-        .concurrency(concurrency)
-        .build(handle);
-    worker
-        .run_until(async {
+    let shutdown_ms: u64 = args
+        .get(7)
+        .map_or(Ok(30_000), |a| a.parse())
+        .expect("shutdown timeout is a number");
+    let factory_hub = hub.clone();
+    let factory = move |_restarts| {
+        let backend =
+            DroverBackend::<FaultJob>::new(queue.clone(), factory_hub.clone(), opts.clone());
+        WorkerBuilder::new(backend.worker_id().to_owned())
+            .backend(backend)
+            .concurrency(concurrency)
+            .build(handle)
+    };
+    let stopping = hub.clone();
+    Monitor::new()
+        .register(factory)
+        .shutdown_timeout(Duration::from_millis(shutdown_ms))
+        .run_with_signal(async move {
             drover_jobs::shutdown::signal().await;
-            Ok::<(), std::io::Error>(())
+            stopping.stop_fetching();
+            Ok(())
         })
         .await
         .expect("worker ran");
+    hub.handed_back().await;
 }

@@ -15,6 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::WorkerConfig;
 pub use archive::SqlArchive;
 
+/// Creates the archive counter of `queue` at zero, so it is scraped before the first
+/// archived row.
+pub fn zero_series(queue: &str) {
+    metrics::counter!(archive::ARCHIVE_ROWS, "queue" => queue.to_owned()).increment(0);
+}
+
 /// Starts one enforcer per served queue; they stop when `stop` is cancelled.
 pub fn spawn_all(
     config: &WorkerConfig,
