@@ -191,17 +191,14 @@ impl DatasetsApi {
             let mut mp = Multipart::from_request(req, &mut RequestBody::new(body.0))
                 .await
                 .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?;
-            let mut found = None;
-            while let Some(field) = mp
+            // The form takes only its file: another field first is a malformed request.
+            let found = mp
                 .next_field()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?
+                .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?;
+            if let Some(field) = &found
+                && field.name() != Some("file")
             {
-                if field.name() == Some("file") {
-                    found = Some(field);
-                    break;
-                }
-                // The form takes only its file: another field is a malformed request.
                 return Err(ApiError::validation(
                     field.name().unwrap_or("form"),
                     "the form takes one field, `file`",

@@ -70,6 +70,8 @@ fn template(now_ms: i64) -> JobRecord {
         request_id: Some("req-0123456789abcdef".into()),
         traceparent: None,
         retention: None,
+        deferrals: 0,
+        submitter: None,
     }
 }
 

@@ -563,6 +563,7 @@ async fn search_finds_a_job_by_id_and_by_a_payload_word_including_an_archived_on
         options: Set(None),
         progress_message: Set(None),
         worker: Set(None),
+        submitter_key_id: Set(None),
     }
     .insert(&dbc)
     .await
