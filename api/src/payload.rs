@@ -7,12 +7,18 @@
 //! shows `T`'s schema. `T` therefore derives both `Object` (for the document) and
 //! `Deserialize` (for parsing), with the same names and defaults, and
 //! `deny_unknown_fields` on both.
+//!
+//! serde's derived structs also accept a JSON array of their fields in order, which
+//! the document does not allow. So a body serde accepted is then checked against `T`'s
+//! own schema (poem-openapi's parser, which wants an object where the document says
+//! object, and applies the document's validators): the server accepts exactly what the
+//! document describes, no more.
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::error::ContentTypeError;
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde::de::DeserializeOwned;
 
@@ -46,13 +52,27 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
+impl<T: Type + ParseFromJSON + DeserializeOwned> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let data = <Vec<u8> as FromRequest>::from_request(request, body).await?;
-        parse(&data).map(JsonBody).map_err(Into::into)
+        let value = parse(&data)?;
+        conforms::<T>(&data)?;
+        Ok(JsonBody(value))
     }
+}
+
+/// Checks `data`, which serde already parsed as a `T`, against `T`'s schema.
+fn conforms<T: ParseFromJSON>(data: &[u8]) -> Result<(), ApiError> {
+    let json: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    T::parse_from_json(Some(json)).map(drop).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body does not match the document's schema: {}",
+            e.message()
+        ))
+    })
 }
 
 /// Parses `data` as a `T`, naming the field at fault.
@@ -96,7 +116,7 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-impl<'a, T: Type + DeserializeOwned> ApiExtractor<'a> for JsonBody<T> {
+impl<'a, T: Type + ParseFromJSON + DeserializeOwned> ApiExtractor<'a> for JsonBody<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
     type ParamType = ();

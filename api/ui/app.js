@@ -395,7 +395,9 @@ async function queuePage(name, params) {
   await Promise.all([renderControls(), loadPage(false)]);
   const refreshList = throttle(() => { if (!cursor) loadPage(false); }, 1500);
   const refreshControls = throttle(renderControls, 1500);
-  follow(`/api/v1/sse/events?queue=${name}`, (type, e) => {
+  // A queue's whole event stream is an admin's: events do not carry their submitter, so
+  // the API cannot filter them per tenant. A submitter's list refreshes when it asks.
+  if (me.admin) follow(`/api/v1/sse/events?queue=${name}`, (type, e) => {
     if (!e) return;
     if (type.startsWith("queue:")) { refreshControls(); return; }
     $("#live-empty") && $("#live-empty").remove();

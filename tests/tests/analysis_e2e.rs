@@ -40,7 +40,7 @@ fn write_csv(path: &Path) -> u64 {
         "not good at all",
         "The staff were VERY friendly :)",
         "Terrible... would not recommend",
-        "It was okay, but the room was dirty",
+        "\"It was okay, but the room was dirty\"",
         "Absolutely wonderful stay!!",
     ];
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());

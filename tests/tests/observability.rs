@@ -624,22 +624,19 @@ async fn every_listed_series_is_scraped_with_the_values_of_what_ran() {
     assert_eq!(value(&a, "drover_queue_paused", &q("cleanup")), Some(0.0));
     assert_eq!(value(&a, "drover_workers", &q("cleanup")), Some(1.0));
     assert_eq!(value(&a, "drover_sse_clients", &[]), Some(0.0));
-    assert_eq!(
-        value(
-            &a,
+    // One typed submit operation per queue: 3 cleanup and 2 analysis submits.
+    for (route, n) in [("add_cleanup_job", 3.0), ("add_analysis_job", 2.0)] {
+        for series in [
             "drover_http_requests_total",
-            &[("route", "add_job"), ("method", "POST")]
-        ),
-        Some(5.0)
-    );
-    assert_eq!(
-        value(
-            &a,
             "drover_http_request_seconds_count",
-            &[("route", "add_job"), ("method", "POST")]
-        ),
-        Some(5.0)
-    );
+        ] {
+            assert_eq!(
+                value(&a, series, &[("route", route), ("method", "POST")]),
+                Some(n),
+                "{series} {route}"
+            );
+        }
+    }
     assert_eq!(value(&a, "drover_redis_up", &[]), Some(1.0));
     assert_eq!(value(&a, "drover_database_up", &[]), Some(1.0));
 

@@ -88,10 +88,15 @@ impl Stack {
 
     /// Submits a job with the admin key; returns its id.
     async fn submit(&self, queue: &str, body: Value) -> String {
+        self.submit_as(ADMIN, queue, body).await
+    }
+
+    /// Submits a job with `key`; returns its id.
+    async fn submit_as(&self, key: &str, queue: &str, body: Value) -> String {
         let r = self
             .http
             .post(self.url(&format!("/api/v1/queues/{queue}/jobs")))
-            .bearer_auth(ADMIN)
+            .bearer_auth(key)
             .json(&body)
             .send()
             .await
@@ -623,10 +628,15 @@ async fn a_submitter_key_sees_no_admin_actions_and_the_api_refuses_them() {
     let stack = Stack::start().await;
     let driver = Driver::start().await;
     let b = browser(&driver).await;
+    // A submitter key reads only the jobs it submitted: its own shows, the admin's not.
     let id = stack
+        .submit_as(SUBMITTER, "cleanup", json!({"payload": {"dry_run": true}}))
+        .await;
+    let others = stack
         .submit("cleanup", json!({"payload": {"dry_run": true}}))
         .await;
     stack.wait_state(&id, "completed").await;
+    stack.wait_state(&others, "completed").await;
 
     sign_in(&b, &stack, SUBMITTER, "submitter").await;
     b.wait_text("#main", "need an admin key").await;
@@ -642,6 +652,10 @@ async fn a_submitter_key_sees_no_admin_actions_and_the_api_refuses_them() {
     b.goto(&stack.url("/ui/#/queues/cleanup?state=completed"))
         .await;
     b.find(&format!("#jobs tr[data-job-id='{id}']")).await;
+    assert!(
+        !b.exists(&format!("#jobs tr[data-job-id='{others}']")).await,
+        "another key's job is not listed"
+    );
     b.wait_text("#queue-controls", "Read-only").await;
     for admin_only in [
         "#pause",

@@ -11,7 +11,7 @@ use drover_tests::{eventually_async, free_addr};
 use serde_json::{Value, json};
 
 /// The W3C name of an element reference in JSON.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where an executable is: `$var`, else the first of `names` on the `PATH`. Panics
 /// with what to install: CI installs Chromium (`.ci/run`), so a missing browser is a
