@@ -187,19 +187,32 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         assert_eq!(ds["malformed_rows"], 1);
         assert_eq!(ds["bytes"], size);
 
-        // Refusals before anything is enqueued: 400 naming the field.
-        for (dataset, columns, field) in [
+        // Refusals before anything is enqueued, naming the field: an unknown dataset is
+        // a 404, a column the dataset lacks a 422 (the request fits the schema).
+        for (dataset, columns, field, status) in [
             (
                 "01KNOSUCHDATASET000000000",
                 vec!["text"],
                 "payload.dataset_id",
+                404,
             ),
-            (ds_id.as_str(), vec!["text", "nope"], "payload.columns[1]"),
+            (
+                ds_id.as_str(),
+                vec!["text", "nope"],
+                "payload.columns[1]",
+                422,
+            ),
         ] {
             let r = submit(&base, dataset, &columns).await;
-            assert_eq!(r.status(), 400, "{engine:?}");
+            assert_eq!(r.status(), status, "{engine:?}");
             let body: Value = r.json().await.unwrap();
-            assert_eq!(body["error"]["details"]["field"], field, "{body}");
+            if status == 404 {
+                // The message names what is missing and what to do.
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(dataset), "{body}");
+            } else {
+                assert_eq!(body["error"]["details"]["field"], field, "{body}");
+            }
         }
         assert_eq!(
             analysis_jobs(&q).await,
