@@ -14,6 +14,9 @@
 //!   connection is an enum holding either protocol's state, so every HTTP/1
 //!   connection's task was as large as an HTTP/2 one.
 //! - HTTP/1 buffers are capped at [`HTTP1_MAX_BUF`] instead of about 400 KiB.
+//! - An HTTP/1 connection closes with a lingering read ([`Lingering`]), as nginx's
+//!   `lingering_close` does, so that a client still sending a body the server refused
+//!   (413 on its `Content-Length`) reads the refusal instead of a reset.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -151,18 +154,19 @@ async fn connection<I>(
         }
         read += n;
     }
-    let io = TokioIo::new(Replay {
+    let io = Replay {
         head,
         at: 0,
         end: read,
         io,
-    });
+    };
     if read == head.len() && &head == H2_PREFACE {
         let service = service(Arc::clone(&shared), peer);
-        let conn = shared.h2.serve_connection(io, service);
+        let conn = shared.h2.serve_connection(TokioIo::new(io), service);
         tokio::spawn(drive(shared, conn, |c| c.graceful_shutdown(), open));
     } else {
         let service = service(Arc::clone(&shared), peer);
+        let io = TokioIo::new(Lingering { io: Some(io) });
         let conn = shared.h1.serve_connection(io, service).with_upgrades();
         tokio::spawn(drive(shared, conn, |c| c.graceful_shutdown(), open));
     }
@@ -280,6 +284,95 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// How long a closed HTTP/1 connection goes on reading (and discarding) what its
+/// client still sends, at most.
+const LINGER_FOR: Duration = Duration::from_secs(5);
+/// How long the lingering read waits for the client's next bytes before it gives up.
+const LINGER_IDLE: Duration = Duration::from_secs(1);
+
+/// An HTTP/1 connection that, once hyper is done with it, reads for a while before
+/// it is dropped.
+///
+/// When the API refuses a body without reading it (a `Content-Length` over the
+/// limit), the client is usually still sending it. Closing a socket with unread bytes
+/// makes the kernel answer with a reset, and a client that gets the reset while it is
+/// writing reports a broken pipe instead of the 413 waiting in its receive buffer.
+/// Reading and discarding what still comes, after hyper has sent its answer and shut
+/// its side down, lets the client finish writing and read the answer. It costs a small
+/// buffer and at most [`LINGER_FOR`] per connection, and nothing when the client has
+/// closed already (the first read sees the end).
+struct Lingering<I: AsyncRead + Send + Unpin + 'static> {
+    /// `None` only once dropped.
+    io: Option<I>,
+}
+
+impl<I: AsyncRead + Send + Unpin + 'static> Lingering<I> {
+    fn io(&mut self) -> std::io::Result<&mut I> {
+        self.io
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl<I: AsyncRead + Send + Unpin + 'static> Drop for Lingering<I> {
+    fn drop(&mut self) {
+        let (Some(mut io), Ok(rt)) = (self.io.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        rt.spawn(async move {
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(LINGER_FOR, async {
+                while let Ok(Ok(n)) = tokio::time::timeout(LINGER_IDLE, io.read(&mut sink)).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl<I: AsyncRead + Send + Unpin + 'static> AsyncRead for Lingering<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(self.io()?).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncWrite for Lingering<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(self.io()?).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(self.io()?).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.as_ref().is_some_and(AsyncWrite::is_write_vectored)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(self.io()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(self.io()?).poll_shutdown(cx)
     }
 }
 

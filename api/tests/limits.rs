@@ -112,6 +112,43 @@ async fn a_chunked_http1_body_is_refused_at_the_limit() {
     assert_eq!(api.total_jobs().await, 0);
 }
 
+/// A client that sends all of a body the server refuses on its `Content-Length`
+/// before it reads: the refusal is still what it reads, not a reset. The server closes
+/// with a lingering read; without it, the bytes it never read make its kernel answer
+/// with a reset, the write fails with a broken pipe, and the 413 is lost.
+#[tokio::test]
+async fn a_client_still_sending_a_refused_body_reads_the_refusal() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let api = limited_api().await;
+    let addr = api.url("").trim_start_matches("http://").to_owned();
+    // Far more than the socket buffers of both ends hold, so that the client can only
+    // finish writing if the server goes on reading.
+    let body = vec![b' '; 16 * 1024 * 1024];
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/queues/cleanup/jobs HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {SUBMITTER}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    let sent = tokio::time::timeout(T, async {
+        tcp.write_all(head.as_bytes()).await?;
+        tcp.write_all(&body).await
+    })
+    .await
+    .expect("the server stopped reading: the client's writes blocked");
+    sent.expect("the client's write failed: the server reset the connection");
+    let mut answer = Vec::new();
+    tokio::time::timeout(T, tcp.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert_eq!(api.total_jobs().await, 0);
+}
+
 #[tokio::test]
 async fn failed_authentications_are_limited_per_address_and_valid_keys_still_work() {
     let api = TestApi::builder()
