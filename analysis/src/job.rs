@@ -156,6 +156,8 @@ pub async fn run(
     };
     store::start_run(db, job_id, attempt, resumed).await?;
     let from_offset = state.offset;
+    // What the throughput counters have been given so far: (offset, rows).
+    let mut counted = (state.offset, state.rows);
     let part_name = part.display().to_string();
     let mut runner = Runner::open(&dataset_path, file, sel, state)?;
     let mut last_cp = (Instant::now(), runner.state().rows);
@@ -181,6 +183,11 @@ pub async fn run(
             return Err(RunError::LeaseLost);
         }
         let st = runner.state();
+        crate::metrics::record(
+            st.offset.saturating_sub(counted.0),
+            st.rows.saturating_sub(counted.1),
+        );
+        counted = (st.offset, st.rows);
         let read = st.offset.saturating_sub(from_offset);
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         if !done && last_report.elapsed() >= cfg.progress_every {

@@ -10,9 +10,11 @@
 //! - [`store`]: the tables (datasets, runs, checkpoints, summaries).
 //! - [`job`]: one attempt of an analysis job, with checkpoints and a lease.
 //! - [`calibrate`]: the throughput a fresh install measures at worker start.
+//! - [`metrics`]: the analysis throughput, as Prometheus counters.
 
 pub mod calibrate;
 pub mod job;
+pub mod metrics;
 pub mod profile;
 pub mod records;
 pub mod runner;

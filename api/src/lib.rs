@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint + 'static {
     route
         .with(ui::session::SessionAuth)
         .with(middleware::BodyLimit(limit))
+        .with(middleware::TextHeaders)
         .data(state)
         .catch_all_error(error::envelope)
         .with(middleware::AllowOn405(std::sync::Arc::new(methods)))

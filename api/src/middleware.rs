@@ -246,6 +246,51 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
+/// The request headers whose value the API acts on as text. (`traceparent` and
+/// `x-request-id` are not among them: one that is not valid is ignored and replaced,
+/// as W3C Trace Context asks.)
+const TEXT_HEADERS: [&str; 3] = ["Last-Event-ID", "Idempotency-Key", "Authorization"];
+
+/// Refuses a request whose header the API reads is not visible ASCII, with a 400
+/// naming the header.
+///
+/// poem-openapi reads a header parameter that is not valid text as absent, so a
+/// `Last-Event-ID` of stray bytes would resume from the start instead of being
+/// refused, and an `Idempotency-Key` of them would submit twice. Every value the API
+/// hands out for these headers is ASCII.
+pub struct TextHeaders;
+
+impl<E: Endpoint> Middleware<E> for TextHeaders {
+    type Output = TextHeadersEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        TextHeadersEndpoint { inner: ep }
+    }
+}
+
+/// See [`TextHeaders`].
+pub struct TextHeadersEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for TextHeadersEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        for name in TEXT_HEADERS {
+            for v in req.headers().get_all(name) {
+                if v.to_str().is_err() {
+                    return Ok(crate::error::ApiError::validation(
+                        name,
+                        "must be visible ASCII text (send back the value as the API gave it)",
+                    )
+                    .into_response());
+                }
+            }
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
 /// Adds the `Allow` header to a 405 (RFC 9110): the methods the path does take.
 ///
 /// The table comes from the OpenAPI document (path templates such as

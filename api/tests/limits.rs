@@ -149,6 +149,41 @@ async fn a_client_still_sending_a_refused_body_reads_the_refusal() {
     assert_eq!(api.total_jobs().await, 0);
 }
 
+/// A header the API acts on that is not text is refused, naming it, not read as
+/// absent: a `Last-Event-ID` of stray bytes would replay from the start, and an
+/// `Idempotency-Key` of them would submit twice.
+#[tokio::test]
+async fn headers_the_api_acts_on_must_be_text() {
+    let api = limited_api().await;
+    let bytes = reqwest::header::HeaderValue::from_bytes(b"\xc2\x84").unwrap();
+    let r = api
+        .req(reqwest::Method::GET, "/api/v1/sse/events", ADMIN)
+        .header("Last-Event-ID", bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let r = Reply::of(r).await;
+    r.assert_error(400, "validation_failed");
+    assert_eq!(r.field(), "Last-Event-ID");
+    for _ in 0..2 {
+        let r = api
+            .req(
+                reqwest::Method::POST,
+                "/api/v1/queues/cleanup/jobs",
+                SUBMITTER,
+            )
+            .header("Idempotency-Key", bytes.clone())
+            .json(&json!({ "payload": {} }))
+            .send()
+            .await
+            .unwrap();
+        let r = Reply::of(r).await;
+        r.assert_error(400, "validation_failed");
+        assert_eq!(r.field(), "Idempotency-Key");
+    }
+    assert_eq!(api.total_jobs().await, 0);
+}
+
 #[tokio::test]
 async fn failed_authentications_are_limited_per_address_and_valid_keys_still_work() {
     let api = TestApi::builder()

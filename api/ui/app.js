@@ -475,8 +475,8 @@ async function jobPage(id) {
         links),
       h("h2", {}, "Attempts that failed"),
       j.errors.length
-        ? h("table", { id: "attempts" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "error"), h("th", { class: "opt" }, "started"), h("th", {}, "failed"))),
-          h("tbody", {}, j.errors.map((e) => h("tr", { "data-attempt": e.attempt }, h("td", {}, e.attempt), h("td", { class: "error" }, e.error), h("td", { class: "opt" }, when(e.started_at)), h("td", {}, when(e.failed_at))))))
+        ? h("table", { id: "attempts" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "error"), h("th", { class: "opt" }, "started"), h("th", {}, "failed"), h("th", { class: "opt" }, "worker"))),
+          h("tbody", {}, j.errors.map((e) => h("tr", { "data-attempt": e.attempt }, h("td", {}, e.attempt), h("td", { class: "error" }, e.error), h("td", { class: "opt" }, when(e.started_at)), h("td", {}, when(e.failed_at)), h("td", { class: "opt worker" }, e.worker || "—")))))
         : h("p", { class: "muted" }, "No failed attempt."),
       h("h2", {}, "Payload"), json(j.payload),
       j.result !== undefined && j.result !== null ? [h("h2", {}, "Result"), json(j.result)] : null);

@@ -86,6 +86,10 @@ pub struct AttemptError {
     pub started_at: i64,
     /// When it failed, ms since the epoch.
     pub at: i64,
+    /// The worker that ran it (absent in errors recorded before workers were named
+    /// in them).
+    #[serde(default)]
+    pub worker: Option<String>,
 }
 
 /// A job read back from Redis.

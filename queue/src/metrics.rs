@@ -4,7 +4,8 @@
 
 /// Counter: attempts that completed, by `queue`.
 pub const COMPLETED: &str = "drover_jobs_completed_total";
-/// Counter: jobs that failed for good, by `queue`.
+/// Counter: jobs that failed for good, by `queue` and `reason` (one of
+/// [`FAIL_REASONS`], the job's `failed_reason`).
 pub const FAILED: &str = "drover_jobs_failed_total";
 /// Counter: failed attempts scheduled for a retry, by `queue`.
 pub const RETRIED: &str = "drover_jobs_retried_total";
@@ -30,6 +31,18 @@ pub const RATE_LIMITED: &str = "drover_queue_rate_limited_total";
 /// Counter: attempts a handler deferred (`retry_after`), by `queue`.
 pub const DEFERRED: &str = "drover_jobs_deferred_total";
 
+/// The reasons `FAILED` is labelled with: a handler's permanent error, a retryable
+/// error on the last attempt, a handler that deferred more than `max_attempts`
+/// times, and a job whose lease expired on its last attempt (its worker died).
+pub const FAIL_REASONS: [&str; 4] = [
+    "permanent",
+    "attempts_exhausted",
+    "deferrals_exhausted",
+    "stalled",
+];
+/// The reasons an acknowledgement reports failures by, in its reply's order.
+pub(crate) const ACK_FAIL_REASONS: [&str; 3] = [FAIL_REASONS[0], FAIL_REASONS[1], FAIL_REASONS[2]];
+
 /// The outcomes `RUN_SECONDS` is labelled with.
 pub const RUN_OUTCOMES: [&str; 3] = ["completed", "retried", "failed"];
 
@@ -37,9 +50,11 @@ pub const RUN_OUTCOMES: [&str; 3] = ["completed", "retried", "failed"];
 /// exists from the first scrape: a rate over a series that appears with its first
 /// event misses that event, and an alert on an absent series never fires.
 pub fn zero_worker_series(queue: &str) {
+    for reason in FAIL_REASONS {
+        metrics::counter!(FAILED, "queue" => queue.to_owned(), "reason" => reason).increment(0);
+    }
     for name in [
         COMPLETED,
-        FAILED,
         RETRIED,
         RESCUED,
         STALE_ACKS,

@@ -301,6 +301,8 @@ pub(crate) struct AckReply {
     pub failed: u64,
     pub stale: u64,
     pub deferred: u64,
+    /// `failed` by reason, in the order of [`crate::metrics::ACK_FAIL_REASONS`].
+    pub failed_by_reason: [u64; 3],
 }
 
 /// A progress report to record.
@@ -1015,7 +1017,7 @@ impl Queue {
             }
         }
         let v: Vec<u64> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
-        if v.len() != 5 {
+        if v.len() != 8 {
             return Err(QueueError::Protocol("ack returned a bad reply".into()));
         }
         Ok(AckReply {
@@ -1024,6 +1026,7 @@ impl Queue {
             failed: v[2],
             stale: v[3],
             deferred: v[4],
+            failed_by_reason: [v[5], v[6], v[7]],
         })
     }
 

@@ -477,6 +477,9 @@ async fn a_payload_that_does_not_fit_fails_at_once() {
         "{}",
         rec.errors[0].error
     );
+    // The attempt names the worker that ran it, as the job does.
+    assert!(rec.worker.is_some());
+    assert_eq!(rec.errors[0].worker, rec.worker);
     w.stop().await;
 }
 

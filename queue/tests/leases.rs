@@ -54,6 +54,10 @@ async fn a_job_whose_worker_vanished_is_rescued_and_runs_again() {
         "{}",
         rec.errors[0].error
     );
+    // The stalled attempt names the worker that died, not the one that finished.
+    assert!(rec.errors[0].worker.is_some(), "{:?}", rec.errors[0]);
+    assert!(rec.worker.is_some());
+    assert_ne!(rec.errors[0].worker, rec.worker);
     let events = queue.events_after("0", 100).await.unwrap();
     assert!(events.iter().any(|e| e.kind == EventType::JobStalled));
     rescuer.stop().await;

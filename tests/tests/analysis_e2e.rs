@@ -318,11 +318,35 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         );
 
         // Another worker rescues the job and resumes from the checkpoint.
-        let mut worker = Proc::start("drover-worker", &env);
+        let metrics_addr = free_addr().to_string();
+        let mut env_b = env.clone();
+        env_b.retain(|(k, _)| *k != "DROVER_WORKER_METRICS_ADDR");
+        env_b.push(("DROVER_WORKER_METRICS_ADDR", metrics_addr.clone()));
+        let mut worker = Proc::start("drover-worker", &env_b);
         let vb = completed(&base, &b).await;
         let from = vb["resumed_from"]["offset"].as_u64().unwrap_or(0);
         assert!(from > 0, "{engine:?}: not resumed: {vb}");
         assert!(from >= cp.byte_offset as u64, "{vb} {cp:?}");
+        // Its throughput counters count what it read, from the checkpoint to the end.
+        let from_rows = vb["resumed_from"]["rows"].as_u64().unwrap();
+        let scraped = client()
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            counter(&scraped, "drover_analysis_rows_total"),
+            (ROWS + 1 - from_rows) as f64,
+            "{engine:?}"
+        );
+        assert_eq!(
+            counter(&scraped, "drover_analysis_bytes_total"),
+            (size - from) as f64,
+            "{engine:?}"
+        );
         assert!(vb["attempt"].as_i64().unwrap() >= 2, "{vb}");
         let rb = results(&base, &b).await;
         assert!(ra == rb, "{engine:?}: the resumed run's results differ");
@@ -346,6 +370,14 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         worker.terminate(Duration::from_secs(30));
         api.terminate(Duration::from_secs(30));
     }
+}
+
+/// The value of an unlabelled series in a Prometheus scrape.
+fn counter(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the scrape:\n{scrape}"))
 }
 
 fn futures_iter(

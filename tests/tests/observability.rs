@@ -530,6 +530,23 @@ async fn every_listed_series_is_scraped_with_the_values_of_what_ran() {
         value(&w, "drover_jobs_failed_total", &q("cleanup")),
         Some(0.0)
     );
+    // By reason: the missing file a permanent failure, the directory's last attempt.
+    for (reason, n) in [
+        ("permanent", 1.0),
+        ("attempts_exhausted", 1.0),
+        ("deferrals_exhausted", 0.0),
+        ("stalled", 0.0),
+    ] {
+        assert_eq!(
+            value(
+                &w,
+                "drover_jobs_failed_total",
+                &[("queue", "analysis"), ("reason", reason)]
+            ),
+            Some(n),
+            "{reason}"
+        );
+    }
     assert_eq!(
         value(&w, "drover_jobs_completed_total", &q("analysis")),
         Some(0.0)

@@ -46,6 +46,7 @@ pub async fn run(
         drover_queue::metrics::zero_worker_series(q.as_str());
         retention::zero_series(q.as_str());
     }
+    drover_analysis::metrics::zero_series();
     let hub = WakeHub::start(redis.clone(), &config.common.namespace);
     let stop_retention = tokio_util::sync::CancellationToken::new();
     let retention_tasks = retention::spawn_all(

@@ -300,7 +300,16 @@ impl Scorer {
         idx.len() == phrase.len() && idx.iter().zip(phrase).all(|(&j, w)| self.word(j) == *w)
     }
 
+    /// Whether the tokens at `idx` could spell a phrase at all (each is a phrase word).
+    #[inline]
+    fn may_spell(&self, idx: &[usize]) -> bool {
+        idx.iter().all(|&j| self.tokens[j].entry.in_phrase)
+    }
+
     fn special_case(&self, idx: &[usize]) -> Option<f64> {
+        if !self.may_spell(idx) {
+            return None;
+        }
         SPECIAL_CASES
             .iter()
             .find(|(p, _)| self.spells(idx, p))
@@ -331,6 +340,9 @@ impl Scorer {
             valence = v;
         }
         for seq in [&[i - 3, i - 2, i - 1][..], &[i - 3, i - 2], &[i - 2, i - 1]] {
+            if !self.may_spell(seq) {
+                continue;
+            }
             for (p, v) in BOOSTER_NGRAMS {
                 if self.spells(seq, p) {
                     valence += v;

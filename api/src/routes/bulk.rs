@@ -51,7 +51,7 @@ fn default_bulk_limit() -> u32 {
 pub struct BulkRequest {
     pub action: BulkAction,
     /// These jobs (1 to 1000 ids).
-    #[oai(validator(max_items = 1000))]
+    #[oai(validator(min_items = 1, max_items = 1000))]
     #[serde(default)]
     pub ids: Option<Vec<String>>,
     /// Or the jobs in this state: the first `limit` of them in listing order.

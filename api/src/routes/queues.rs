@@ -97,11 +97,14 @@ pub struct QueueMetrics {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitBody {
     /// Starts allowed per period: 1 to 10000000.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub limit: i64,
     /// The period in ms: 1 to 86400000 (one day).
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400000")))]
     pub per_ms: i64,
-    /// Most jobs that may start at once after a quiet spell (the bucket's size): at
-    /// least 1; `limit` when absent.
+    /// Most jobs that may start at once after a quiet spell (the bucket's size): 1 to
+    /// 10000000; `limit` when absent.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     #[serde(default)]
     pub burst: Option<i64>,
 }
@@ -182,6 +185,7 @@ pub struct QueuePatch {
     #[serde(default, deserialize_with = "present")]
     pub rate_limit: Option<Option<RateLimitBody>>,
     /// The global cap on active jobs (1 to 1000000), or `null` for none.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     #[serde(default, deserialize_with = "present")]
     pub max_active: Option<Option<i64>>,
 }

@@ -161,7 +161,10 @@ impl SearchApi {
         /// Created before this time (RFC 3339).
         to: Query<Option<DateTime<Utc>>>,
         /// The `next_cursor` of the previous call (opaque: pass it back as it came).
-        #[oai(validator(max_length = 200))]
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^(?:|r[0-4]:(?:|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\|[0-9A-Za-z_-]{1,64})|h:(?:|-?[0-9]{1,18}\|[0-9A-Za-z_-]{1,64}))$"
+        ))]
         cursor: Query<Option<String>>,
         /// Most jobs to answer, 1 to 200 (default 50).
         #[oai(

@@ -53,6 +53,8 @@ pub struct AttemptErrorView {
     pub error: String,
     pub started_at: DateTime<Utc>,
     pub failed_at: DateTime<Utc>,
+    /// The worker that ran the attempt (its id, as on the workers page).
+    pub worker: Option<String>,
 }
 
 /// Links to a job and its events.
@@ -133,6 +135,7 @@ fn job_example() -> JobView {
             error: "database is locked".to_owned(),
             started_at: t(1),
             failed_at: t(2),
+            worker: Some("worker-7f3a".to_owned()),
         }],
         failed_reason: None,
         created_at: t(0),
@@ -165,6 +168,7 @@ impl From<&AttemptError> for AttemptErrorView {
             error: e.error.clone(),
             started_at: at(e.started_at),
             failed_at: at(e.at),
+            worker: e.worker.clone(),
         }
     }
 }

@@ -13,7 +13,8 @@
 -- the job's run time (flow's pause_until), so no other job hits the same limit.
 -- An outcome whose lease token no longer matches (the job was rescued and leased
 -- again, or removed) is ignored: a stale worker cannot overwrite a newer attempt.
--- Returns: {completed, retried, failed, stale, deferred}
+-- Returns: {completed, retried, failed, stale, deferred, then the failed by reason:
+-- permanent, attempts_exhausted, deferrals_exhausted}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
@@ -25,6 +26,7 @@ local n = tonumber(ARGV[6])
 -- Longest retry delay: one year, as the longest delay a job may be enqueued with.
 local MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 local done, retried, failed, stale, deferred, run_sum = 0, 0, 0, 0, 0, 0
+local f_permanent, f_exhausted, f_deferrals = 0, 0, 0
 local pause_until = 0
 local rem = {}
 local comp = {}
@@ -44,7 +46,7 @@ for i = 0, n - 1 do
   local kind = ARGV[o + 3]
   local body = ARGV[o + 4]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors', 'started', 'deferrals')
+  local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'max_attempts', 'started_at', 'errors', 'started', 'deferrals', 'worker')
   if v[1] ~= token or v[2] ~= 'active' then
     stale = stale + 1
   else
@@ -84,7 +86,10 @@ for i = 0, n - 1 do
         'data', '{"run_at":' .. run_at .. ',"delay_ms":' .. delay_s .. ',"deferred":true,"deferrals":' .. deferrals .. ',"rate_paused":' .. tostring(kind == 'p') .. '}',
         'ts', now_s)
     else
-      local entry = '{"attempt":' .. attempt .. ',"error":' .. body .. ',"started_at":' .. started .. ',"at":' .. now_s .. '}'
+      -- The worker that ran the attempt, as fetch.lua recorded it with the lease.
+      local worker = 'null'
+      if v[9] then worker = cjson.encode(v[9]) end
+      local entry = '{"attempt":' .. attempt .. ',"error":' .. body .. ',"started_at":' .. started .. ',"at":' .. now_s .. ',"worker":' .. worker .. '}'
       local errors = append_error(v[6], entry)
       if kind == 'r' and tonumber(attempt) < tonumber(v[4]) then
         retried = retried + 1
@@ -103,6 +108,9 @@ for i = 0, n - 1 do
         local reason = 'permanent'
         if kind == 'r' then reason = 'attempts_exhausted' end
         if kind == 'd' or kind == 'p' then reason = 'deferrals_exhausted' end
+        if reason == 'permanent' then f_permanent = f_permanent + 1
+        elseif reason == 'attempts_exhausted' then f_exhausted = f_exhausted + 1
+        else f_deferrals = f_deferrals + 1 end
         redis.call('HSET', jk, 'state', 'failed', 'finished_at', now_s, 'errors', errors, 'failed_reason', reason)
         fail[#fail + 1] = now_s
         fail[#fail + 1] = id
@@ -142,4 +150,4 @@ if #rem > 0 and redis.call('EXISTS', KEYS[8]) == 1 then
   wake = true
 end
 if wake then redis.call('PUBLISH', ARGV[5], queue) end
-return {done, retried, failed, stale, deferred}
+return {done, retried, failed, stale, deferred, f_permanent, f_exhausted, f_deferrals}

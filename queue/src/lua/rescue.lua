@@ -36,7 +36,8 @@ for i = 1, #ids do
   elseif v[3] then
     local attempt = tonumber(v[1] or 0)
     local entry = '{"attempt":' .. attempt .. ',"error":"stalled: lease expired (worker ' .. (v[6] or '?') ..
-      ' stopped renewing it)","started_at":' .. (v[5] or now) .. ',"at":' .. now .. '}'
+      ' stopped renewing it)","started_at":' .. (v[5] or now) .. ',"at":' .. now ..
+      ',"worker":' .. (v[6] and cjson.encode(v[6]) or 'null') .. '}'
     local errors = entry
     if v[4] and v[4] ~= '' then errors = string.sub(v[4], 1, -2) .. ',' .. entry .. ']' else errors = '[' .. entry .. ']' end
     if attempt >= tonumber(v[2]) then

@@ -585,7 +585,12 @@ async fn flush_acks(s: &Shared, items: &mut Vec<AckItem>) {
                 let label = || q.to_owned();
                 metrics::counter!(m::COMPLETED, "queue" => label()).increment(r.completed);
                 metrics::counter!(m::RETRIED, "queue" => label()).increment(r.retried);
-                metrics::counter!(m::FAILED, "queue" => label()).increment(r.failed);
+                for (reason, n) in m::ACK_FAIL_REASONS.iter().zip(r.failed_by_reason) {
+                    if n > 0 {
+                        metrics::counter!(m::FAILED, "queue" => label(), "reason" => *reason)
+                            .increment(n);
+                    }
+                }
                 metrics::counter!(m::DEFERRED, "queue" => label()).increment(r.deferred);
                 if r.stale > 0 {
                     metrics::counter!(m::STALE_ACKS, "queue" => label()).increment(r.stale);
@@ -748,6 +753,10 @@ async fn rescue_expired(s: &Shared) {
                 if back + failed > 0 {
                     metrics::counter!(m::RESCUED, "queue" => s.queue.name().to_owned())
                         .increment(back + failed);
+                    if failed > 0 {
+                        metrics::counter!(m::FAILED, "queue" => s.queue.name().to_owned(), "reason" => "stalled")
+                            .increment(failed);
+                    }
                     tracing::warn!(
                         queue = s.queue.name(),
                         back,

@@ -495,6 +495,21 @@ async fn a_failing_job_shows_each_attempts_error_and_bulk_retry_reruns_it() {
         Value::Array(expected),
         "each attempt's error, as the API has it"
     );
+    // And the worker that ran each attempt.
+    let workers = b
+        .js(
+            "return [...document.querySelectorAll('#attempts td.worker')].map(e => e.textContent);",
+            json!([]),
+        )
+        .await;
+    let expected: Vec<Value> = failed["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["worker"].clone())
+        .collect();
+    assert!(expected.iter().all(Value::is_string), "{failed}");
+    assert_eq!(workers, Value::Array(expected), "each attempt's worker");
     assert!(
         shown[0].as_str().unwrap().len() > 3,
         "a real message: {shown}"
