@@ -50,8 +50,8 @@ fn default_bulk_limit() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub action: BulkAction,
-    /// These jobs (1 to 1000 ids).
-    #[oai(validator(min_items = 1, max_items = 1000))]
+    /// These jobs (1 to 1000 ids, each 1 to 64 characters).
+    #[oai(validator(min_items = 1, max_items = 1000, min_length = 1, max_length = 64))]
     #[serde(default)]
     pub ids: Option<Vec<String>>,
     /// Or the jobs in this state: the first `limit` of them in listing order.

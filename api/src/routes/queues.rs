@@ -229,7 +229,8 @@ impl QueuePatch {
             Some(Some(n)) => Some(Some(check_max_active(n).map_err(bad)?)),
         };
         if rate_limit.is_none() && max_active.is_none() {
-            return Err(ApiError::validation(
+            // A rule over the fields together, which the schema does not state: 422.
+            return Err(ApiError::unprocessable(
                 "",
                 "nothing to change: send rate_limit and/or max_active (null removes a limit)",
             ));

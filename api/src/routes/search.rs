@@ -195,10 +195,11 @@ impl SearchApi {
         if let (Some(f), Some(t)) = (from.0, to.0)
             && f >= t
         {
-            return Err(ApiError::validation("from", "must be before to"));
+            return Err(ApiError::unprocessable("from", "must be before to"));
         }
+        // Rules over the parameters together, which the schema does not state: 422.
         if text.is_none() && from.0.is_none() && to.0.is_none() {
-            return Err(ApiError::validation(
+            return Err(ApiError::unprocessable(
                 "q",
                 "give id, q, or a time range (from, to) to search by",
             ));
