@@ -170,7 +170,8 @@ impl BulkApi {
                 (page.jobs.into_iter().map(|j| j.id).collect(), more)
             }
             _ => {
-                return Err(ApiError::validation(
+                // A rule over two fields, which the schema does not state: 422.
+                return Err(ApiError::unprocessable(
                     "ids",
                     "give either ids or state, not both and not neither",
                 ));
