@@ -478,38 +478,31 @@ async fn a_failing_job_shows_each_attempts_error_and_bulk_retry_reruns_it() {
     sign_in(&b, &stack, ADMIN, "admin").await;
     b.goto(&stack.url(&format!("/ui/#/jobs/{id}"))).await;
     b.find("#attempts tr[data-attempt='2']").await;
-    let shown = b
-        .js(
-            "return [...document.querySelectorAll('#attempts td.error')].map(e => e.textContent);",
-            json!([]),
-        )
-        .await;
-    let expected: Vec<Value> = failed["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["error"].clone())
-        .collect();
-    assert_eq!(
-        shown,
-        Value::Array(expected),
-        "each attempt's error, as the API has it"
-    );
-    // And the worker that ran each attempt.
-    let workers = b
-        .js(
-            "return [...document.querySelectorAll('#attempts td.worker')].map(e => e.textContent);",
-            json!([]),
-        )
-        .await;
-    let expected: Vec<Value> = failed["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["worker"].clone())
-        .collect();
-    assert!(expected.iter().all(Value::is_string), "{failed}");
-    assert_eq!(workers, Value::Array(expected), "each attempt's worker");
+    // Each attempt's error and worker, as the API has them: the page's column of
+    // `td.<class>` against the API's `errors[].<field>`.
+    let column = |class: &'static str, field: &'static str| {
+        let b = &b;
+        let failed = &failed;
+        async move {
+            let shown = b
+                .js(
+                    "return [...document.querySelectorAll('#attempts td.' + arguments[0])].map(e => e.textContent);",
+                    json!([class]),
+                )
+                .await;
+            let expected: Vec<Value> = failed["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e[field].clone())
+                .collect();
+            assert!(expected.iter().all(Value::is_string), "{field}: {failed}");
+            assert_eq!(shown, Value::Array(expected), "each attempt's {field}");
+            shown
+        }
+    };
+    let shown = column("error", "error").await;
+    column("worker", "worker").await;
     assert!(
         shown[0].as_str().unwrap().len() > 3,
         "a real message: {shown}"
