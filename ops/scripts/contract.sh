@@ -17,6 +17,8 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
     "$venv/bin/pip" install --quiet "schemathesis==$version"
 fi
 cargo build --quiet -p drover-api --bin drover-api
+# Where cargo put it: CARGO_TARGET_DIR when set, else target/.
+api_bin="${CARGO_TARGET_DIR:-target}/debug/drover-api"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$(mktemp -d -t drover-contract-XXXXXX)
@@ -41,7 +43,7 @@ env -u DATABASE_URL -u DROVER_API_KEYS \
     DROVER_API_KEYS="admin:$key" \
     DROVER_API_RATE_ADMIN=0 \
     RUST_LOG="${RUST_LOG:-warn}" \
-    target/debug/drover-api > "$dir/api.log" 2>&1 &
+    "$api_bin" > "$dir/api.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$port/ready" > /dev/null 2>&1 && break
