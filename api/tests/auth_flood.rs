@@ -9,18 +9,9 @@ use common::*;
 use futures::StreamExt as _;
 
 async fn lookups(api: &TestApi) -> u64 {
-    let text = api
-        .client
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("drover_api_key_lookups_total "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    let text = drover_tests::scrape::text(&api.client, &api.url("/metrics")).await;
+    // Absent until the first lookup.
+    drover_tests::scrape::unlabelled(&text, "drover_api_key_lookups_total").map_or(0, |v| v as u64)
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 //! - [`Proxy`]: a TCP proxy that can pause, cut connections, lose a reply or go slow,
 //!   for partition tests.
 //! - [`finish`]: a worker in the test's process that makes finished jobs for real.
+//! - [`scrape`]: a process's `/metrics`, and a series' value in it.
 
 mod db;
 pub mod finish;
@@ -19,6 +20,7 @@ pub mod otlp;
 pub mod procs;
 pub mod proxy;
 mod redis_server;
+pub mod scrape;
 mod wait;
 
 pub use db::{Engine, TestDb};

@@ -329,14 +329,8 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         assert!(from >= cp.byte_offset as u64, "{vb} {cp:?}");
         // Its throughput counters count what it read, from the checkpoint to the end.
         let from_rows = vb["resumed_from"]["rows"].as_u64().unwrap();
-        let scraped = client()
-            .get(format!("http://{metrics_addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let scraped =
+            drover_tests::scrape::text(&client(), &format!("http://{metrics_addr}/metrics")).await;
         assert_eq!(
             counter(&scraped, "drover_analysis_rows_total"),
             (ROWS + 1 - from_rows) as f64,
@@ -372,11 +366,9 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
     }
 }
 
-/// The value of an unlabelled series in a Prometheus scrape.
+/// The value of an unlabelled series in a scrape; panics if it is missing.
 fn counter(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    drover_tests::scrape::unlabelled(scrape, name)
         .unwrap_or_else(|| panic!("no {name} in the scrape:\n{scrape}"))
 }
 

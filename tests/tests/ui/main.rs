@@ -130,15 +130,7 @@ impl Stack {
 
     /// Asserts that the API answered no 5xx so far (its request counter).
     async fn assert_no_5xx(&self) {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = drover_tests::scrape::text(&self.http, &self.url("/metrics")).await;
         let requests: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("drover_http_requests_total{"))
