@@ -14,9 +14,20 @@ use drover_jobs::data_dir;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use sha2::{Digest, Sha256};
 
+/// Ids that sort in the order they were made. `Ulid::new()` twice in one millisecond
+/// gives two ids in random order, and the listing is newest id first.
+fn next_id() -> String {
+    static IDS: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut ids = IDS.lock().unwrap();
+    ids.get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap()
+        .to_string()
+}
+
 /// Writes an export file of `bytes` and its row; returns the id.
 async fn put_export(api: &TestApi, data: &Path, bytes: &[u8], file_name: Option<&str>) -> String {
-    let id = ulid::Ulid::new().to_string();
+    let id = next_id();
     let name = file_name
         .map(str::to_owned)
         .unwrap_or_else(|| data_dir::export_file_name(&id, 1, "csv", false));

@@ -23,6 +23,7 @@
 //! | `{ns:q}:stats:<minute>` | hash | per-minute counters, with a TTL |
 //! | `{ns:q}:workers` | zset | worker ids, by last heartbeat (ms) |
 //! | `{ns:q}:worker:<id>` | string | a worker's description (JSON), with a TTL |
+//! | `{ns:q}:unconfirmed:<id>` | string | a worker's last fetched batch until it confirms having it (fetch sequence number, then id and token pairs), with a TTL of a day |
 //! | `{ns:q}:retain` | zset | ids of jobs with a retention of their own, by enqueue sequence |
 //! | `{ns:q}:retain:lock` | string | the worker enforcing the queue's retention, with a TTL |
 //! | `{ns:q}:retain:head:<state>` | string | retention: score up to which the head of a finished set holds only jobs kept by their own retention |

@@ -894,6 +894,7 @@ impl Queue {
     pub(crate) async fn fetch(
         &self,
         worker: &str,
+        fetch_seq: u64,
         n: usize,
         lease: Duration,
         promote_batch: usize,
@@ -916,7 +917,8 @@ impl Queue {
             .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
             .arg(promote_batch)
             .arg(self.stats_ttl_s())
-            .arg(&self.inner.name);
+            .arg(&self.inner.name)
+            .arg(fetch_seq);
         let v: Vec<Value> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         if v.len() < 2 {
             return Err(QueueError::Protocol("fetch returned too little".into()));
@@ -957,21 +959,13 @@ impl Queue {
         })
     }
 
-    /// Marks leased jobs started (their attempt counts) and renews their leases;
-    /// answers each one's attempt number, or 0 for a lease this worker lost.
-    pub(crate) async fn start(&self, lease: Duration, held: &[(String, u64)]) -> Result<Vec<u32>> {
-        let mut inv = scripts::START.prepare_invoke();
-        inv.key(&self.inner.keys.active)
-            .arg(&self.inner.keys.prefix)
-            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
-        for (id, token) in held {
-            inv.arg(id).arg(*token);
-        }
-        let v: Vec<u32> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
-        if v.len() != held.len() {
-            return Err(QueueError::Protocol("start returned a bad reply".into()));
-        }
-        Ok(v)
+    /// Confirms that `worker` holds the batch of fetch `fetch_seq`: its attempts,
+    /// counted at the fetch, stand (see confirm.lua).
+    pub(crate) async fn confirm(&self, worker: &str, fetch_seq: u64) -> Result<()> {
+        let mut inv = scripts::CONFIRM.prepare_invoke();
+        inv.arg(&self.inner.keys.prefix).arg(worker).arg(fetch_seq);
+        let _: i64 = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
+        Ok(())
     }
 
     pub(crate) async fn ack(&self, items: &[AckItem]) -> Result<AckReply> {

@@ -16,7 +16,7 @@ macro_rules! script {
 
 script!(ENQUEUE, "enqueue.lua");
 script!(FETCH, "fetch.lua");
-script!(START, "start.lua");
+script!(CONFIRM, "confirm.lua");
 script!(ACK, "ack.lua");
 script!(RENEW, "renew.lua");
 script!(RESCUE, "rescue.lua");

@@ -165,11 +165,8 @@ async fn a_renewal_that_finds_the_job_taken_fires_the_signal() {
     worker.stop().await;
 }
 
-#[tokio::test]
-async fn a_lost_fetch_reply_costs_no_attempt() {
-    let proxy = Proxy::for_redis(&drover_tests::shared_redis_url()).await;
-    let (through, direct) = queues(&proxy);
-    let hub = WakeHub::start(direct.redis().clone(), &ns_of(&through));
+/// A `max_attempts = 1` job, and the worker's fetch of it set to lose its reply.
+async fn job_with_a_lost_fetch(direct: &Queue, proxy: &Proxy, then_pause: bool) -> String {
     let e = direct
         .enqueue(job().with_options(JobOptions {
             max_attempts: Some(1),
@@ -177,16 +174,17 @@ async fn a_lost_fetch_reply_costs_no_attempt() {
         }))
         .await
         .unwrap();
-    // The fetch script is the only worker call that names the paused key: its reply is lost.
-    proxy.lose_reply_to(direct.keys().paused.as_bytes());
-    let opts = WorkerOptions {
-        lease: Duration::from_millis(500),
-        rescue_interval: Duration::from_millis(100),
-        ..fast_options(1)
-    };
-    let worker = spawn_worker(&through, &hub, opts, obedient());
-    let rec = wait_finished(&direct, &e.id, T).await;
-    assert_eq!(proxy.lost_replies(), 1, "a fetch reply was lost");
+    // The fetch script is the only worker call that names the paused key.
+    let marker = direct.keys().paused.clone();
+    if then_pause {
+        proxy.lose_reply_then_pause(marker.as_bytes());
+    } else {
+        proxy.lose_reply_to(marker.as_bytes());
+    }
+    e.id
+}
+
+fn assert_ran_once(rec: &drover_queue::JobRecord) {
     assert_eq!(
         rec.state,
         JobState::Completed,
@@ -196,14 +194,66 @@ async fn a_lost_fetch_reply_costs_no_attempt() {
     );
     assert_eq!(rec.attempts, 1, "the lease nobody ran cost nothing");
     assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+}
+
+#[tokio::test]
+async fn a_lost_fetch_reply_costs_no_attempt_and_the_next_fetch_hands_it_back() {
+    let proxy = Proxy::for_redis(&drover_tests::shared_redis_url()).await;
+    let (through, direct) = queues(&proxy);
+    let hub = WakeHub::start(direct.redis().clone(), &ns_of(&through));
+    let id = job_with_a_lost_fetch(&direct, &proxy, false).await;
+    // A lease far longer than the test's deadline: no rescue can be what brings it back.
+    let opts = WorkerOptions {
+        lease: Duration::from_secs(120),
+        ..fast_options(1)
+    };
+    let worker = spawn_worker(&through, &hub, opts, obedient());
+    let rec = wait_finished(&direct, &id, T).await;
+    assert_eq!(proxy.lost_replies(), 1, "a fetch reply was lost");
+    assert_ran_once(&rec);
+    let events = direct.events_after("0", 100).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == EventType::JobQueued && ev.data["reason"] == "reply_lost"),
+        "the worker's next fetch handed the lost batch back: {events:?}"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_fetch_reply_of_a_worker_that_never_returns_costs_no_attempt() {
+    let proxy = Proxy::for_redis(&drover_tests::shared_redis_url()).await;
+    let (through, direct) = queues(&proxy);
+    let hub = WakeHub::start(direct.redis().clone(), &ns_of(&through));
+    let id = job_with_a_lost_fetch(&direct, &proxy, true).await;
+    let opts = || WorkerOptions {
+        lease: Duration::from_millis(500),
+        rescue_interval: Duration::from_millis(100),
+        ..fast_options(1)
+    };
+    let cut_off = spawn_worker(&through, &hub, opts(), obedient());
+    eventually_async(T, "the fetch reply to be lost", || async {
+        (proxy.lost_replies() == 1).then_some(())
+    })
+    .await;
+    // The cut-off worker never confirms its batch; another one rescues it.
+    let other = spawn_worker(&direct, &hub, opts(), obedient());
+    let rec = wait_finished(&direct, &id, T).await;
+    assert_ran_once(&rec);
     let events = direct.events_after("0", 100).await.unwrap();
     assert!(
         events
             .iter()
             .any(|ev| ev.kind == EventType::JobStalled && ev.data["started"] == false),
-        "the unstarted lease was rescued"
+        "the unconfirmed lease was rescued uncounted: {events:?}"
     );
-    worker.stop().await;
+    // Back again, the first worker's next fetch finds its lost batch run elsewhere.
+    proxy.resume();
+    other.stop().await;
+    cut_off.stop().await;
+    let rec = direct.get(&id).await.unwrap().unwrap();
+    assert_ran_once(&rec);
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@
 //! - [`Proxy::lose_reply_to`] lets the next request that contains some bytes reach the
 //!   server, then closes that connection before its reply reaches the client: the
 //!   server did the work and the client never hears of it;
+//!   [`Proxy::lose_reply_then_pause`] also pauses the proxy at that moment, as a client
+//!   that never comes back would be;
 //! - [`Proxy::throttle`] limits each connection's replies to some bytes per second, so
 //!   a large reply occupies its connection for a while.
 //!
@@ -39,6 +41,8 @@ struct Shared {
     throttle: AtomicU64,
     /// Armed by `lose_reply_to`: the bytes that mark the request whose reply is lost.
     lose: Mutex<Option<Vec<u8>>>,
+    /// Pause at the lost reply, before the client can send anything again.
+    pause_at_loss: AtomicBool,
     lost_replies: AtomicUsize,
     conns: Mutex<Vec<AbortHandle>>,
     accepted: AtomicUsize,
@@ -62,6 +66,7 @@ impl Proxy {
             paused: watch::channel(false).0,
             throttle: AtomicU64::new(0),
             lose: Mutex::new(None),
+            pause_at_loss: AtomicBool::new(false),
             lost_replies: AtomicUsize::new(0),
             conns: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
@@ -141,6 +146,13 @@ impl Proxy {
         if let Ok(mut l) = self.shared.lose.lock() {
             *l = Some(marker.to_vec());
         }
+    }
+
+    /// As [`Proxy::lose_reply_to`], and the proxy pauses as that reply is dropped:
+    /// the client, cut off, cannot reach the server again until [`Proxy::resume`].
+    pub fn lose_reply_then_pause(&self, marker: &[u8]) {
+        self.shared.pause_at_loss.store(true, Ordering::SeqCst);
+        self.lose_reply_to(marker);
     }
 
     /// How many replies [`Proxy::lose_reply_to`] has lost so far.
@@ -242,6 +254,9 @@ async fn server_to_client(
         };
         if doomed.load(Ordering::SeqCst) {
             // The server answered the marked request: the client never hears of it.
+            if s.pause_at_loss.swap(false, Ordering::SeqCst) {
+                s.paused.send_replace(true);
+            }
             s.lost_replies.fetch_add(1, Ordering::SeqCst);
             return;
         }

@@ -74,7 +74,7 @@ for i = 0, n - 1 do
       local delay = math.min(math.max(tonumber(ARGV[o + 5]) or 0, 0), MAX_DELAY_MS)
       local delay_s = string.format('%d', delay)
       local run_at = string.format('%d', now + delay)
-      -- The attempt does not count: take back what start.lua (or the lines above) added.
+      -- The attempt does not count: take back what fetch.lua (or the lines above) added.
       local attempts = string.format('%d', math.max(tonumber(attempt) - 1, 0))
       redis.call('HSET', jk, 'state', 'delayed', 'run_at', run_at, 'attempts', attempts,
         'started', '', 'deferrals', deferrals, 'deferred_reason', body)

@@ -3,15 +3,25 @@
 -- KEYS: 1 wait, 2 delayed, 3 active, 4 events, 5 paused, 6 sleep, 7 seq, 8 flow,
 --       9 capwait
 -- ARGV: 1 key prefix, 2 events maxlen, 3 worker id, 4 N, 5 lease ms,
---       6 promote batch, 7 stats ttl seconds, 8 queue name
+--       6 promote batch, 7 stats ttl seconds, 8 queue name, 9 fetch sequence
+--       number (this worker's, counting up)
 -- Returns: {status, next_due, jobs...} where status is 0 (ok), 1 (paused), 2 (rate
 --          limited: next_due is the ms until the next token is due or the rate pause
 --          ends) or 3 (at max_active: wait for a job to finish); for status 0,
 --          next_due is how many ms until the earliest delayed job falls due, when the
 --          queue ran dry (-1 if none or not dry; relative, so worker clocks need not
 --          agree), and each job is 10 items: id, payload, attempt (the one it would
---          be: start.lua counts it), max_attempts, backoff, lease token, request id,
+--          counted now), max_attempts, backoff, lease token, request id,
 --          wait ms, traceparent, deferrals.
+--
+-- Attempts count here, at the lease, and the batch stays "unconfirmed" (the
+-- `unconfirmed:<worker>` key: its sequence number, then id and token pairs) until
+-- the worker says it has the reply in hand (confirm.lua, before its handlers run).
+-- A batch whose reply was lost, to a timeout or a dropped connection, is never
+-- confirmed, so it costs nothing: the worker's next fetch hands it back first,
+-- uncounted, and if the worker never comes back, the rescue sees it unconfirmed
+-- (rescue.lua). Only the worker's latest batch can be unconfirmed: any earlier
+-- one was handed back by the fetch that followed it.
 --
 -- Flow control (the `flow` hash, see flow.rs): a token bucket of `burst` tokens
 -- refilled at `rate_n` per `rate_ms`, kept as an integer `level` in units of
@@ -30,6 +40,33 @@ local n = tonumber(ARGV[4])
 local queue = ARGV[8]
 local SHIFT = 4398046511104
 local asked = n
+local fseq = ARGV[9]
+local pk = prefix .. 'unconfirmed:' .. worker
+
+local pend = redis.call('GET', pk)
+if pend then
+  -- The previous batch's reply never reached this worker: nobody runs those jobs.
+  local f, back = {}, 0
+  for w in string.gmatch(pend, '%S+') do f[#f + 1] = w end
+  for i = 2, #f - 1, 2 do
+    local id = f[i]
+    local jk = prefix .. 'job:' .. id
+    local v = redis.call('HMGET', jk, 'lease', 'state', 'attempts', 'priority')
+    if v[1] == f[i + 1] and v[2] == 'active' then
+      back = back + 1
+      local attempts = string.format('%d', tonumber(v[3]) - 1)
+      redis.call('HSET', jk, 'state', 'waiting', 'attempts', attempts, 'started', '',
+        'ready_at', now_s)
+      redis.call('ZREM', KEYS[3], id)
+      redis.call('ZADD', KEYS[1], string.format('%d', (1000 - tonumber(v[4])) * SHIFT), id)
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
+        'type', 'job:queued', 'queue', queue, 'job_id', id, 'attempt', attempts,
+        'progress', '0', 'message', 'fetch reply lost; no attempt counted',
+        'data', '{"state":"waiting","reason":"reply_lost"}', 'ts', now_s)
+    end
+  end
+  redis.call('DEL', pk)
+end
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   -- Paused: nobody starts a job of this queue. Ask to be woken on resume.
@@ -108,18 +145,19 @@ local zargs = {}
 local expiry = string.format('%d', now + tonumber(ARGV[5]))
 local count = 0
 local wait_sum = 0
+local batch = {fseq}
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = prefix .. 'job:' .. id
   local v = redis.call('HMGET', jk, 'payload', 'attempts', 'max_attempts', 'backoff', 'lease', 'ready_at', 'request_id', 'traceparent', 'deferrals')
   if v[1] then
-    -- The attempt is counted by start.lua when the handler starts, not here: a
-    -- lease whose reply never reaches the worker costs the job no attempt.
     local attempt = string.format('%d', tonumber(v[2] or 0) + 1)
     local token = string.format('%d', tonumber(v[5] or 0) + 1)
     local wait = now - tonumber(v[6])
-    redis.call('HSET', jk, 'state', 'active', 'lease', token,
-      'started_at', now_s, 'worker', worker)
+    redis.call('HSET', jk, 'state', 'active', 'lease', token, 'attempts', attempt,
+      'started', token, 'fetch', fseq, 'started_at', now_s, 'worker', worker)
+    batch[#batch + 1] = id
+    batch[#batch + 1] = token
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*',
       'type', 'job:active', 'queue', queue, 'job_id', id, 'attempt', attempt,
       'progress', '0', 'message', '', 'data', worker_data, 'ts', now_s)
@@ -144,6 +182,8 @@ if rate_n then
   redis.call('HSET', KEYS[8], 'level', string.format('%d', level - count * rate_ms), 'ts', now_s)
 end
 if count > 0 then
+  -- Kept for a day: far longer than any lease, so the rescue still finds it.
+  redis.call('SET', pk, table.concat(batch, ' '), 'EX', 86400)
   redis.call('ZADD', KEYS[3], unpack(zargs))
   local sk = prefix .. 'stats:' .. math.floor(now / 60000)
   redis.call('HINCRBY', sk, 'started', string.format('%d', count))

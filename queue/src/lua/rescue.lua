@@ -4,9 +4,11 @@
 -- ARGV: 1 key prefix, 2 events maxlen, 3 batch, 4 queue name, 5 wake channel, 6 stats ttl
 -- The attempt that was running counts: a job whose attempts are exhausted fails
 -- with reason 'stalled' instead of looping forever (a poison pill that kills its worker).
--- A lease whose handler never started (start.lua never ran for it: the fetch reply
--- was lost, or the worker died first) counts nothing: the job goes back to waiting
--- with its attempts and errors as they were.
+-- A lease whose handler never started counts nothing: the job goes back to waiting
+-- with its attempts and errors as they were. That is a lease from a batch its
+-- worker never confirmed (fetch.lua, confirm.lua: the fetch reply was lost, or the
+-- worker died before it had the reply in hand), or one whose start was never
+-- marked (leased by a worker of an earlier version, which marked starts apart).
 -- Returns: {rescued to waiting, failed}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,13 +20,32 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 if #ids == 0 then return {0, 0} end
 local seq = redis.call('INCRBY', KEYS[5], #ids) - #ids
 local back, failed = 0, 0
+-- Each worker's unconfirmed batch: its fetch sequence number, or false.
+local unconfirmed = {}
+local function confirmed(worker, fetch)
+  if not worker or not fetch then return true end
+  local u = unconfirmed[worker]
+  if u == nil then
+    local pend = redis.call('GET', prefix .. 'unconfirmed:' .. worker)
+    u = pend and string.match(pend, '^%S+') or false
+    unconfirmed[worker] = u
+  end
+  return u ~= fetch
+end
 for i = 1, #ids do
   local id = ids[i]
   local jk = prefix .. 'job:' .. id
-  local v = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'errors', 'started_at', 'worker', 'lease', 'started')
+  local v = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'errors', 'started_at', 'worker', 'lease', 'started', 'fetch')
   -- attempts is absent until the first start (enqueue leaves zero fields out):
   -- priority is always there, so it says whether the job exists.
-  if v[3] and v[8] ~= v[7] then
+  local never_ran = v[8] ~= v[7]
+  if v[3] and not never_ran and not confirmed(v[6], v[9]) then
+    -- Counted at the fetch, but the batch never reached its worker: take it back.
+    never_ran = true
+    v[1] = string.format('%d', tonumber(v[1]) - 1)
+    redis.call('HSET', jk, 'attempts', v[1], 'started', '')
+  end
+  if v[3] and never_ran then
     back = back + 1
     seq = seq + 1
     redis.call('HSET', jk, 'state', 'waiting', 'ready_at', now)

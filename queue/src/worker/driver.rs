@@ -106,6 +106,17 @@ impl Shared {
         }
     }
 
+    /// Whether this worker still holds the lease, with time to spare before its
+    /// deadline (the lease watch may not have looked yet).
+    fn still_held(&self, id: &str, token: u64, now: Instant) -> bool {
+        let margin = lease_margin(self.opts.lease);
+        self.held.lock().is_ok_and(|h| {
+            h.get(id).is_some_and(|l| {
+                l.token == token && l.deadline.checked_sub(margin).unwrap_or(l.deadline) > now
+            })
+        })
+    }
+
     fn snapshot_held(&self) -> Vec<(String, u64)> {
         self.held
             .lock()
@@ -361,6 +372,8 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
     let q = s.queue.name().to_owned();
     let mut failures = 0u32;
     let mut idle_until: Option<Instant> = None;
+    // Numbers this worker's fetches, so a batch is confirmed by its own number.
+    let mut fetch_seq = 0u64;
     loop {
         // Wait for room.
         let free = loop {
@@ -387,9 +400,16 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
         }
         let n = free.min(s.opts.fetch_batch).max(1);
         let sent = Instant::now();
+        fetch_seq += 1;
         match s
             .queue
-            .fetch(&s.worker_id, n, s.opts.lease, s.opts.promote_batch)
+            .fetch(
+                &s.worker_id,
+                fetch_seq,
+                n,
+                s.opts.lease,
+                s.opts.promote_batch,
+            )
             .await
         {
             Ok(FetchReply::Paused) => {
@@ -424,7 +444,7 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 failures = 0;
                 let got = leased.len();
                 s.hold(&leased, sent);
-                let Some(leased) = start(&s, leased).await else {
+                let Some(leased) = confirm(&s, fetch_seq, leased).await else {
                     return;
                 };
                 let mut undelivered = Vec::new();
@@ -461,28 +481,26 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
     }
 }
 
-/// Marks fetched jobs started, so their attempts count, and keeps the ones whose lease
-/// is still this worker's. Retries through Redis failures (the mark is idempotent);
+/// Confirms that this worker has the batch of fetch `fetch_seq` in hand, before any
+/// of its handlers runs, so its attempts stand; keeps the jobs whose leases are still
+/// this worker's. Retries through Redis failures (the confirmation is idempotent);
 /// `None` when the worker stops meanwhile (the jobs were handed back).
-async fn start(s: &Shared, mut leased: Vec<Leased>) -> Option<Vec<Leased>> {
+async fn confirm(s: &Shared, fetch_seq: u64, mut leased: Vec<Leased>) -> Option<Vec<Leased>> {
     if leased.is_empty() {
         return Some(leased);
     }
-    let pairs: Vec<(String, u64)> = leased.iter().map(|j| (j.id.clone(), j.token)).collect();
     let mut failures = 0u32;
-    let attempts = loop {
-        let sent = Instant::now();
-        match s.queue.start(s.opts.lease, &pairs).await {
-            Ok(a) => {
-                s.renewed(&pairs, sent);
-                break a;
-            }
+    loop {
+        match s.queue.confirm(&s.worker_id, fetch_seq).await {
+            Ok(()) => break,
             Err(e) => {
                 failures += 1;
-                log_failure("starting jobs", s.queue.name(), failures, &e);
+                log_failure("confirming a fetch", s.queue.name(), failures, &e);
                 tokio::select! {
                     () = tokio::time::sleep(reconnect_delay(failures)) => {}
                     () = s.stop_fetch.cancelled() => {
+                        let pairs: Vec<(String, u64)> =
+                            leased.iter().map(|j| (j.id.clone(), j.token)).collect();
                         let deadline = Instant::now() + s.opts.close_timeout;
                         release(s, &pairs, deadline).await;
                         return None;
@@ -490,26 +508,26 @@ async fn start(s: &Shared, mut leased: Vec<Leased>) -> Option<Vec<Leased>> {
                 }
             }
         }
-    };
-    let mut lost = Vec::new();
-    for (job, attempt) in leased.iter_mut().zip(&attempts) {
-        if *attempt == 0 {
-            lost.push((job.id.clone(), job.token));
-        } else {
-            job.attempt = *attempt;
-        }
     }
+    if failures == 0 {
+        return Some(leased);
+    }
+    // Retried through a partition: a lease that ran out meanwhile may have been
+    // rescued (unconfirmed, so uncounted) and run elsewhere.
+    let now = Instant::now();
+    let (keep, lost): (Vec<Leased>, Vec<Leased>) = leased
+        .drain(..)
+        .partition(|j| !j.lease_lost.is_cancelled() && s.still_held(&j.id, j.token, now));
     if !lost.is_empty() {
         tracing::warn!(
             queue = s.queue.name(),
             lost = lost.len(),
-            "leases lost before their jobs started; they run elsewhere"
+            "leases ran out before their jobs started; they run elsewhere"
         );
-        s.drop_held(lost.iter().map(|(id, t)| (id.as_str(), *t)));
+        s.drop_held(lost.iter().map(|j| (j.id.as_str(), j.token)));
         s.finished(lost.len());
-        leased.retain(|j| !lost.iter().any(|(id, t)| *id == j.id && *t == j.token));
     }
-    Some(leased)
+    Some(keep)
 }
 
 async fn release(s: &Shared, jobs: &[(String, u64)], deadline: Instant) {

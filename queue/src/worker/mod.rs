@@ -8,8 +8,10 @@
 //!   wake-up notice, the next delayed job falls due, or a slow poll;
 //! - the **acknowledger** records finished attempts in batches, one script call for
 //!   everything that finished since the last call, retrying through Redis outages;
-//! - before a fetched batch runs, one call marks it **started** (the attempts count
-//!   then) and renews its leases;
+//! - the fetch counts the batch's attempts, and before any of its handlers runs one
+//!   O(1) call **confirms** the worker has it in hand: a batch whose reply was lost is
+//!   never confirmed, so it costs no attempt (the next fetch hands it back, or the
+//!   rescue does), while a handler that kills its worker still counts;
 //! - the **renewer** renews the leases of held jobs, and the **lease watch** fires a
 //!   job's [`JobContext::lease_lost`] when no renewal got through in time or a renewal
 //!   found the job taken;
