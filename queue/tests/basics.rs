@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use drover_queue::worker::{JobContext, JobError, WakeHub};
-use drover_queue::{EventType, JobOptions, JobState, MoveOutcome, NewJob, RemoveOutcome};
+use drover_queue::worker::{JobContext, JobError, WakeHub, WorkerOptions};
+use drover_queue::{
+    EventType, JobOptions, JobState, MoveOutcome, NewJob, Queue, Redis, RemoveOutcome,
+};
 use tokio::sync::Notify;
 
 const T: Duration = Duration::from_secs(15);
@@ -558,4 +560,112 @@ async fn bad_options_are_refused_and_enqueue_nothing() {
     assert!(err.to_string().contains("priority"), "{err}");
     let o = queue.overview().await.unwrap();
     assert_eq!(o.counts, drover_queue::Counts::default());
+}
+
+/// A handler whose jobs with `n < gated_below` each wait for one permit of the gate.
+fn gated(gated_below: u64) -> (Handler, Arc<tokio::sync::Semaphore>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let h = Handler::new(move |job: TestJob, _ctx: JobContext, _w| {
+        let g = g.clone();
+        Box::pin(async move {
+            if job.n < gated_below {
+                g.acquire().await.unwrap().forget();
+            }
+            Ok(serde_json::json!({ "n": job.n }))
+        })
+    });
+    (h, gate)
+}
+
+/// The fetch (by the worker's sequence number) that leased each job.
+async fn fetch_seqs(redis: &Redis, queue: &Queue, ids: &[String]) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for id in ids {
+        let seq: u64 = redis
+            .query(redis::cmd("HGET").arg(queue.keys().job(id)).arg("fetch"))
+            .await
+            .unwrap();
+        seqs.push(seq);
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn a_busy_worker_gathers_slots_freed_one_by_one_into_one_fetch() {
+    let (redis, queue) = shared_queue();
+    // Ten jobs that hold every slot until released, then ten that finish at once.
+    let held = queue
+        .enqueue_many((0..10).map(job).collect())
+        .await
+        .unwrap();
+    let quick = queue
+        .enqueue_many((100..110).map(job).collect())
+        .await
+        .unwrap();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let (h, gate) = gated(100);
+    let opts = WorkerOptions {
+        // Far longer than the test: only enough free slots can end the wait.
+        fetch_coalesce: Duration::from_secs(60),
+        ..fast_options(10)
+    };
+    let w = spawn_worker(&queue, &hub, opts, h);
+    drover_tests::eventually_async(T, "all ten slots to be taken", || async {
+        let s = queue.overview().await.unwrap();
+        (s.counts.active == 10).then_some(())
+    })
+    .await;
+
+    // Free five slots one at a time, each after the previous job has finished:
+    // a worker that fetched on every free slot would lease one job per fetch.
+    for e in held.iter().take(5) {
+        gate.add_permits(1);
+        wait_finished(&queue, &e.id, T).await;
+    }
+    for e in &quick {
+        wait_finished(&queue, &e.id, T).await;
+    }
+    let ids: Vec<String> = quick.iter().map(|e| e.id.clone()).collect();
+    let seqs = fetch_seqs(&redis, &queue, &ids).await;
+    // Five slots free at a time: the ten quick jobs come in two fetches of five.
+    assert!(seqs[..5].iter().all(|s| *s == seqs[0]), "fetches {seqs:?}");
+    assert!(seqs[5..].iter().all(|s| *s == seqs[5]), "fetches {seqs:?}");
+    assert_ne!(seqs[0], seqs[5], "fetches {seqs:?}");
+
+    gate.add_permits(5);
+    for e in &held {
+        wait_finished(&queue, &e.id, T).await;
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_worker_waits_no_longer_than_its_coalescing_window() {
+    let (redis, queue) = shared_queue();
+    let held = queue.enqueue_many((0..4).map(job).collect()).await.unwrap();
+    let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
+    let (h, gate) = gated(100);
+    let opts = WorkerOptions {
+        fetch_coalesce: Duration::from_millis(200),
+        ..fast_options(4)
+    };
+    let w = spawn_worker(&queue, &hub, opts, h);
+    drover_tests::eventually_async(T, "all four slots to be taken", || async {
+        let s = queue.overview().await.unwrap();
+        (s.counts.active == 4).then_some(())
+    })
+    .await;
+    // One slot frees while three jobs keep theirs: fewer than half the slots are
+    // free, and none ever will be, yet the next job starts once the window ends.
+    let next = queue.enqueue(job(100)).await.unwrap();
+    gate.add_permits(1);
+    let rec = wait_finished(&queue, &next.id, T).await;
+    assert_eq!(rec.state, JobState::Completed);
+
+    gate.add_permits(3);
+    for e in &held {
+        wait_finished(&queue, &e.id, T).await;
+    }
+    w.stop().await;
 }

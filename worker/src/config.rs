@@ -7,6 +7,7 @@
 //! | `DROVER_WORKER_QUEUES` | all four | the queues this process serves, comma-separated |
 //! | `DROVER_WORKER_CONCURRENCY` | `export=2,analysis=2,aggregation=4,cleanup=1` | jobs run at once, per queue (`queue=n,…`), or one number for all |
 //! | `DROVER_WORKER_PREFETCH` | `0` | jobs leased ahead of a free slot, per queue |
+//! | `DROVER_WORKER_FETCH_COALESCE_MS` | `1` | a busy worker with only a few free slots waits up to this long for more before it fetches, so one fetch leases many jobs; `0` fetches at once |
 //! | `DROVER_LEASE_MS` | `30000` | a crashed worker's jobs run again after this |
 //! | `DROVER_RESCUE_INTERVAL_MS` | `5000` | how often expired leases are looked for |
 //! | `DROVER_HEARTBEAT_INTERVAL_MS` | `5000` | how often the worker says it is alive |
@@ -262,6 +263,11 @@ impl WorkerConfig {
         let concurrency = parse_concurrency(env.get("DROVER_WORKER_CONCURRENCY"))?;
         let base = WorkerOptions {
             prefetch: env.number("DROVER_WORKER_PREFETCH", 0, 0..=1000)? as usize,
+            fetch_coalesce: env.millis(
+                "DROVER_WORKER_FETCH_COALESCE_MS",
+                Duration::from_millis(1),
+                0..=100,
+            )?,
             lease: env.millis("DROVER_LEASE_MS", Duration::from_secs(30), 200..=3_600_000)?,
             rescue_interval: env.millis(
                 "DROVER_RESCUE_INTERVAL_MS",

@@ -51,6 +51,10 @@ pub struct QueueBench {
     /// Jobs leased ahead of a free slot.
     #[arg(long, default_value_t = 0)]
     pub prefetch: usize,
+    /// Longest a busy worker waits for more free slots before it fetches, in ms
+    /// (`DROVER_WORKER_FETCH_COALESCE_MS`; 0 fetches at once).
+    #[arg(long, default_value_t = 1)]
+    pub fetch_coalesce_ms: u64,
     /// Enqueue rate of the latency phase, jobs per second.
     #[arg(long, default_value_t = 500)]
     pub rate: u32,
@@ -214,6 +218,7 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
     };
     let opts = WorkerOptions {
         prefetch: args.prefetch,
+        fetch_coalesce: Duration::from_millis(args.fetch_coalesce_ms),
         ..WorkerOptions::with_concurrency(args.concurrency)
     };
     let probe = Probe {

@@ -367,6 +367,34 @@ fn log_failure(what: &str, queue: &str, failures: u32, err: &crate::QueueError) 
     }
 }
 
+/// Free slots to fetch for, once enough are free to make the fetch worth it.
+///
+/// See [`WorkerOptions::fetch_coalesce`]: with jobs still running and only a few
+/// slots free, waits up to that long for half the slots (or a full fetch batch)
+/// to be free, so one script leases many jobs instead of one per finished job.
+async fn coalesce(s: &Shared, max_held: usize, busy: usize) -> usize {
+    let want = (max_held / 2).min(s.opts.fetch_batch).max(1);
+    let free = || max_held.saturating_sub(s.outstanding.load(Ordering::SeqCst));
+    if busy == 0 || max_held - busy >= want || s.opts.fetch_coalesce.is_zero() {
+        return max_held - busy;
+    }
+    let enough = async {
+        loop {
+            let room = s.capacity.notified();
+            if free() >= want {
+                return;
+            }
+            room.await;
+        }
+    };
+    tokio::select! {
+        () = enough => {}
+        () = tokio::time::sleep(s.opts.fetch_coalesce) => {}
+        () = s.stop_fetch.cancelled() => {}
+    }
+    free()
+}
+
 async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
     let max_held = s.opts.concurrency + s.opts.prefetch;
     let q = s.queue.name().to_owned();
@@ -380,7 +408,7 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
             let room = s.capacity.notified();
             let busy = s.outstanding.load(Ordering::SeqCst);
             if busy < max_held {
-                break max_held - busy;
+                break coalesce(&s, max_held, busy).await;
             }
             tokio::select! {
                 () = room => {}

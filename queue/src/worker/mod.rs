@@ -67,6 +67,16 @@ pub struct WorkerOptions {
     pub progress_interval: Duration,
     /// Most jobs leased per fetch.
     pub fetch_batch: usize,
+    /// Longest a busy worker waits for more free slots before it fetches.
+    ///
+    /// Under load every finished job frees one slot, and fetching at once would
+    /// lease one job per round trip: one fetch script per job on Redis, which is
+    /// the queue's bottleneck. While some jobs are still running and fewer than
+    /// half the slots (or `fetch_batch`) are free, the fetch waits up to this long
+    /// for more to free up, so one script leases many jobs. An idle worker never
+    /// waits, and a slot waits at most this long for its next job. Zero turns
+    /// it off.
+    pub fetch_coalesce: Duration,
     /// Most outcomes recorded per acknowledgement.
     pub ack_batch: usize,
     /// Most delayed jobs promoted per fetch.
@@ -89,6 +99,7 @@ impl Default for WorkerOptions {
             poll_interval: Duration::from_secs(1),
             progress_interval: Duration::from_millis(250),
             fetch_batch: 100,
+            fetch_coalesce: Duration::from_millis(1),
             ack_batch: 500,
             promote_batch: 500,
             rescue_batch: 500,
