@@ -93,7 +93,6 @@ pub struct Runner {
     out: BufWriter<File>,
     line: Vec<u8>,
     scorer: Scorer,
-    text: String,
 }
 
 /// `row,<col>_compound,<col>_label,…`, with names quoted as CSV needs.
@@ -122,7 +121,30 @@ fn push_units(line: &mut Vec<u8>, units: i64) {
         line.push(b'-');
     }
     let u = units.unsigned_abs();
-    let _ = write!(line, "{}.{:04}", u / 10_000, u % 10_000);
+    push_u64(line, u / 10_000);
+    let frac = u % 10_000;
+    line.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 1000) as u8,
+        b'0' + (frac / 100 % 10) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// Writes `n` in decimal (`write!` costs a formatter call per row and per cell).
+fn push_u64(line: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
 }
 
 impl Runner {
@@ -148,7 +170,6 @@ impl Runner {
             out: BufWriter::with_capacity(256 * 1024, results),
             line: Vec::with_capacity(256),
             scorer: Scorer::new(),
-            text: String::new(),
         };
         if runner.state.results_len == 0 {
             let h = header_line(&runner.sel.names);
@@ -204,14 +225,11 @@ impl Runner {
                 }
             } else {
                 self.line.clear();
-                let _ = write!(self.line, "{row}");
+                push_u64(&mut self.line, row);
                 for (k, &i) in self.sel.indexes.iter().enumerate() {
-                    let cell = rec.field(i).unwrap_or_default();
-                    self.text.clear();
                     // Checked above: every field is UTF-8.
-                    self.text
-                        .push_str(std::str::from_utf8(cell).unwrap_or_default());
-                    let c = self.scorer.compound(&self.text);
+                    let cell = std::str::from_utf8(rec.field(i).unwrap_or_default());
+                    let c = self.scorer.compound(cell.unwrap_or_default());
                     let units = (c * UNITS).round() as i64;
                     self.state.summaries[k].add(units);
                     self.line.push(b',');
@@ -272,6 +290,26 @@ pub fn start_results(path: &Path, previous: Option<(&Path, u64)>) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_format_would() {
+        for n in [0u64, 7, 10, 99_999, u64::MAX] {
+            let mut line = Vec::new();
+            push_u64(&mut line, n);
+            assert_eq!(line, n.to_string().into_bytes());
+        }
+        for units in [0i64, 1, -1, 9_999, -10_000, 12_345, -4_404] {
+            let mut line = Vec::new();
+            push_units(&mut line, units);
+            let want = format!(
+                "{}{}.{:04}",
+                if units < 0 { "-" } else { "" },
+                units.abs() / 10_000,
+                units.abs() % 10_000
+            );
+            assert_eq!(String::from_utf8(line).unwrap(), want, "{units}");
+        }
+    }
 
     fn run_all(dir: &Path, data: &[u8], stops: &[u64]) -> (Vec<u8>, RunState) {
         let ds = dir.join("d.csv");

@@ -85,12 +85,44 @@ pub fn strip_punc_if_word(token: &str) -> &str {
     if short { token } else { stripped }
 }
 
-/// Appends Python's `token.lower()` to `out`.
-pub fn push_lower(out: &mut String, token: &str) {
-    if token.is_ascii() {
-        out.extend(token.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+/// [`is_upper`] of an ASCII token.
+#[inline]
+pub fn is_upper_ascii(s: &str) -> bool {
+    let mut cased = false;
+    for b in s.bytes() {
+        if b.is_ascii_lowercase() {
+            return false;
+        }
+        cased |= b.is_ascii_uppercase();
+    }
+    cased
+}
+
+/// [`strip_punc_if_word`] of an ASCII token.
+#[inline]
+pub fn strip_punc_if_word_ascii(token: &str) -> &str {
+    let b = token.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_punct(b[start]) {
+        start += 1;
+    }
+    while end > start && is_punct(b[end - 1]) {
+        end -= 1;
+    }
+    if end - start <= 2 {
+        token
     } else {
-        out.push_str(&token.to_lowercase());
+        &token[start..end]
+    }
+}
+
+/// Appends Python's `token.lower()` to `out`.
+pub fn push_lower(out: &mut Vec<u8>, token: &str) {
+    if token.is_ascii() {
+        out.extend(token.bytes().map(|b| b.to_ascii_lowercase()));
+    } else {
+        out.extend_from_slice(token.to_lowercase().as_bytes());
     }
 }
 
@@ -107,6 +139,12 @@ mod tests {
         assert!(is_upper("ÉNORME"));
         assert!(!is_upper("ǅEMAL"));
         assert_eq!(strip_punc_if_word("'good!'"), "good");
+        for t in ["'good!'", ":)", "(ok)", "!!!", "a.", "...ab...", "abc"] {
+            assert_eq!(strip_punc_if_word_ascii(t), strip_punc_if_word(t), "{t}");
+        }
+        for t in ["GOOD", "GOOD!1", "GoOD", "123", ""] {
+            assert_eq!(is_upper_ascii(t), is_upper(t), "{t}");
+        }
         assert_eq!(strip_punc_if_word(":)"), ":)");
         assert_eq!(strip_punc_if_word("(ok)"), "(ok)");
         assert_eq!(strip_punc_if_word("..é!"), "..é!");
@@ -114,8 +152,8 @@ mod tests {
         assert_eq!(strip_punc_if_word("..ééé!"), "ééé");
         assert!(is_space('\x0b') && is_space('\x1c') && is_space('\u{a0}'));
         assert!(!is_space('\u{200b}'));
-        let mut s = String::new();
+        let mut s = Vec::new();
         push_lower(&mut s, "ΣΑΣ");
-        assert_eq!(s, "σας");
+        assert_eq!(s, "σας".as_bytes());
     }
 }
