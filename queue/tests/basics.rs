@@ -578,6 +578,29 @@ fn gated(gated_below: u64) -> (Handler, Arc<tokio::sync::Semaphore>) {
     (h, gate)
 }
 
+/// Starts a worker of `slots` slots and this coalescing window, whose jobs with
+/// `n < 100` hold their slot until the gate lets them finish, and waits until the
+/// queue's jobs (enqueued before) have taken every slot.
+async fn every_slot_held(
+    queue: &Queue,
+    hub: &WakeHub,
+    slots: usize,
+    coalesce: Duration,
+) -> (RunningWorker, Arc<tokio::sync::Semaphore>) {
+    let (h, gate) = gated(100);
+    let opts = WorkerOptions {
+        fetch_coalesce: coalesce,
+        ..fast_options(slots)
+    };
+    let w = spawn_worker(queue, hub, opts, h);
+    drover_tests::eventually_async(T, "every slot to be taken", || async {
+        let s = queue.overview().await.unwrap();
+        (s.counts.active == slots as u64).then_some(())
+    })
+    .await;
+    (w, gate)
+}
+
 /// The fetch (by the worker's sequence number) that leased each job.
 async fn fetch_seqs(redis: &Redis, queue: &Queue, ids: &[String]) -> Vec<u64> {
     let mut seqs = Vec::new();
@@ -604,18 +627,8 @@ async fn a_busy_worker_gathers_slots_freed_one_by_one_into_one_fetch() {
         .await
         .unwrap();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
-    let (h, gate) = gated(100);
-    let opts = WorkerOptions {
-        // Far longer than the test: only enough free slots can end the wait.
-        fetch_coalesce: Duration::from_secs(60),
-        ..fast_options(10)
-    };
-    let w = spawn_worker(&queue, &hub, opts, h);
-    drover_tests::eventually_async(T, "all ten slots to be taken", || async {
-        let s = queue.overview().await.unwrap();
-        (s.counts.active == 10).then_some(())
-    })
-    .await;
+    // A window far longer than the test: only enough free slots can end the wait.
+    let (w, gate) = every_slot_held(&queue, &hub, 10, Duration::from_secs(60)).await;
 
     // Free five slots one at a time, each after the previous job has finished:
     // a worker that fetched on every free slot would lease one job per fetch.
@@ -645,17 +658,7 @@ async fn a_busy_worker_waits_no_longer_than_its_coalescing_window() {
     let (redis, queue) = shared_queue();
     let held = queue.enqueue_many((0..4).map(job).collect()).await.unwrap();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
-    let (h, gate) = gated(100);
-    let opts = WorkerOptions {
-        fetch_coalesce: Duration::from_millis(200),
-        ..fast_options(4)
-    };
-    let w = spawn_worker(&queue, &hub, opts, h);
-    drover_tests::eventually_async(T, "all four slots to be taken", || async {
-        let s = queue.overview().await.unwrap();
-        (s.counts.active == 4).then_some(())
-    })
-    .await;
+    let (w, gate) = every_slot_held(&queue, &hub, 4, Duration::from_millis(200)).await;
     // One slot frees while three jobs keep theirs: fewer than half the slots are
     // free, and none ever will be, yet the next job starts once the window ends.
     let next = queue.enqueue(job(100)).await.unwrap();

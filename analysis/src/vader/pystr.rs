@@ -63,9 +63,9 @@ fn is_titlecase(c: char) -> bool {
     )
 }
 
-/// `token.strip(string.punctuation)`, unless that leaves two characters or fewer
-/// (then the token is kept whole: it is likely an emoticon such as `:)`).
-pub fn strip_punc_if_word(token: &str) -> &str {
+/// Where `token` starts and ends once stripped of `string.punctuation`.
+#[inline]
+fn punct_stripped(token: &str) -> (usize, usize) {
     let b = token.as_bytes();
     let mut start = 0;
     let mut end = b.len();
@@ -75,6 +75,13 @@ pub fn strip_punc_if_word(token: &str) -> &str {
     while end > start && is_punct(b[end - 1]) {
         end -= 1;
     }
+    (start, end)
+}
+
+/// `token.strip(string.punctuation)`, unless that leaves two characters or fewer
+/// (then the token is kept whole: it is likely an emoticon such as `:)`).
+pub fn strip_punc_if_word(token: &str) -> &str {
+    let (start, end) = punct_stripped(token);
     // Only ASCII bytes were removed, so both ends are character boundaries.
     let stripped = &token[start..end];
     let short = if stripped.is_ascii() {
@@ -101,15 +108,7 @@ pub fn is_upper_ascii(s: &str) -> bool {
 /// [`strip_punc_if_word`] of an ASCII token.
 #[inline]
 pub fn strip_punc_if_word_ascii(token: &str) -> &str {
-    let b = token.as_bytes();
-    let mut start = 0;
-    let mut end = b.len();
-    while start < end && is_punct(b[start]) {
-        start += 1;
-    }
-    while end > start && is_punct(b[end - 1]) {
-        end -= 1;
-    }
+    let (start, end) = punct_stripped(token);
     if end - start <= 2 {
         token
     } else {
