@@ -173,8 +173,7 @@ impl Scorer {
                 if from < i {
                     let tok = pystr::strip_punc_if_word_ascii(&text[from..i]);
                     let start = self.lower.len();
-                    self.lower
-                        .extend(tok.bytes().map(|c| c.to_ascii_lowercase()));
+                    pystr::push_lower_ascii(&mut self.lower, tok);
                     self.push_token(start, pystr::is_upper_ascii(tok), apostrophe);
                 }
             }

@@ -27,16 +27,10 @@ pub fn is_punct(b: u8) -> bool {
 /// Python's `str.isupper()`: at least one uppercase character and no lowercase or
 /// titlecase one.
 pub fn is_upper(s: &str) -> bool {
-    let mut cased = false;
     if s.is_ascii() {
-        for b in s.bytes() {
-            if b.is_ascii_lowercase() {
-                return false;
-            }
-            cased |= b.is_ascii_uppercase();
-        }
-        return cased;
+        return is_upper_ascii(s);
     }
+    let mut cased = false;
     for c in s.chars() {
         if c.is_lowercase() || is_titlecase(c) {
             return false;
@@ -116,10 +110,16 @@ pub fn strip_punc_if_word_ascii(token: &str) -> &str {
     }
 }
 
+/// [`push_lower`] of an ASCII token.
+#[inline]
+pub fn push_lower_ascii(out: &mut Vec<u8>, token: &str) {
+    out.extend(token.bytes().map(|b| b.to_ascii_lowercase()));
+}
+
 /// Appends Python's `token.lower()` to `out`.
 pub fn push_lower(out: &mut Vec<u8>, token: &str) {
     if token.is_ascii() {
-        out.extend(token.bytes().map(|b| b.to_ascii_lowercase()));
+        push_lower_ascii(out, token);
     } else {
         out.extend_from_slice(token.to_lowercase().as_bytes());
     }
