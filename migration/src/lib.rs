@@ -19,6 +19,7 @@ mod m20261201_000032_seed_default_schedules;
 mod m20261201_000040_create_analysis_tables;
 mod m20261202_000301_scope_keys_and_jobs;
 mod m20261202_000500_create_analysis_calibrations;
+mod m20261202_000600_drop_job_history_finished_index;
 
 pub use m20261201_000032_seed_default_schedules::DEFAULTS as DEFAULT_SCHEDULES;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000040_create_analysis_tables::Migration),
             Box::new(m20261202_000301_scope_keys_and_jobs::Migration),
             Box::new(m20261202_000500_create_analysis_calibrations::Migration),
+            Box::new(m20261202_000600_drop_job_history_finished_index::Migration),
         ]
     }
 }

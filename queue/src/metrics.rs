@@ -28,6 +28,12 @@ pub const RUN_SECONDS: &str = "drover_job_run_seconds";
 /// Counter: fetches the queue's flow control held back (no token, a rate pause, or
 /// the queue at its `max_active`), by `queue`.
 pub const RATE_LIMITED: &str = "drover_queue_rate_limited_total";
+/// Counter: fetches held back because the queue's retention enforcer was far behind
+/// its archive (`EnforcerOptions::hold_backlog`), by `queue`.
+pub const ARCHIVE_HELD: &str = "drover_queue_archive_held_total";
+/// Gauge: 1 while the queue's starts are held for its archive to catch up, by `queue`
+/// (set by the worker running the queue's retention).
+pub const ARCHIVE_HOLD: &str = "drover_queue_archive_hold";
 /// Counter: attempts a handler deferred (`retry_after`), by `queue`.
 pub const DEFERRED: &str = "drover_jobs_deferred_total";
 
@@ -61,6 +67,7 @@ pub fn zero_worker_series(queue: &str) {
         LEASES_LOST,
         HANDED_BACK,
         RATE_LIMITED,
+        ARCHIVE_HELD,
         DEFERRED,
     ] {
         metrics::counter!(name, "queue" => queue.to_owned()).increment(0);

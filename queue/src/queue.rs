@@ -259,6 +259,10 @@ pub(crate) enum FetchReply {
     },
     /// The queue has `max_active` jobs active: look again when one finishes.
     AtMaxActive,
+    /// Starts are held while the queue's archive catches up: look again after `wait`.
+    ArchiveHeld {
+        wait: Duration,
+    },
     Jobs {
         jobs: Vec<Leased>,
         /// When the queue ran dry: ms until the earliest delayed job falls due.
@@ -931,6 +935,11 @@ impl Queue {
                 });
             }
             3 => return Ok(FetchReply::AtMaxActive),
+            4 => {
+                return Ok(FetchReply::ArchiveHeld {
+                    wait: Duration::from_millis(u64::try_from(int(&v[1])?).unwrap_or(0)),
+                });
+            }
             _ => {}
         }
         let next_due = int(&v[1])?;

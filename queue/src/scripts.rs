@@ -34,3 +34,4 @@ script!(RETENTION_SELECT, "retention_select.lua");
 script!(RETENTION_REMOVE, "retention_remove.lua");
 script!(FLOW_SET, "flow_set.lua");
 script!(FLOW_STATUS, "flow_status.lua");
+script!(ARCHIVE_HOLD, "archive_hold.lua");

@@ -25,6 +25,7 @@
 //! | `DROVER_ARCHIVE` | `all` | what is archived to `job_history` first: `all`, `failed` or `none` (per queue too) |
 //! | `DROVER_RETENTION_INTERVAL_MS` | `1000` | pause after a retention pass that found less than a full batch |
 //! | `DROVER_RETENTION_BATCH` | `1000` | jobs archived and removed per step (one transaction, two scripts) |
+//! | `DROVER_RETENTION_HOLD_BACKLOG` | `50000` | finished jobs past a queue's count limit the archive may fall behind by before the queue's starts are held until it catches up (`0`: never hold) |
 //! | `DROVER_ANALYSIS_CHECKPOINT_ROWS` | `200000` | an analysis checkpoints after this many rows… |
 //! | `DROVER_ANALYSIS_CHECKPOINT_MS` | `5000` | …or this much time, whichever comes first |
 
@@ -181,6 +182,7 @@ impl RetentionConfig {
                 10..=600_000,
             )?,
             batch: env.number("DROVER_RETENTION_BATCH", 1000, 1..=5000)? as usize,
+            hold_backlog: env.number("DROVER_RETENTION_HOLD_BACKLOG", 50_000, 0..=100_000_000)?,
             ..EnforcerOptions::default()
         };
         Ok(Self {
@@ -417,6 +419,7 @@ mod tests {
             ("DROVER_RETENTION_FAILED_COUNT", "cleanup=5"),
             ("DROVER_ARCHIVE", "failed,analysis=none"),
             ("DROVER_RETENTION_BATCH", "250"),
+            ("DROVER_RETENTION_HOLD_BACKLOG", "0"),
         ]);
         let r = WorkerConfig::from_env(&env).unwrap().retention;
         assert_eq!(
@@ -432,6 +435,8 @@ mod tests {
         assert_eq!(r.of(QueueName::Export).archive, ArchiveMode::Failed);
         assert_eq!(r.of(QueueName::Analysis).archive, ArchiveMode::None);
         assert_eq!(r.enforcer.batch, 250);
+        assert_eq!(r.enforcer.hold_backlog, 0);
+        assert_eq!(c.retention.enforcer.hold_backlog, 50_000);
     }
 
     #[test]

@@ -507,3 +507,107 @@ async fn one_enforcer_per_queue_at_a_time() {
     assert!(b.step(JobState::Completed).await.unwrap().locked_out);
     assert!(!a.step(JobState::Completed).await.unwrap().locked_out);
 }
+
+/// The hold deadline (Redis ms) of the queue's starts, if it has one.
+async fn hold_deadline(s: &Setup, q: &Queue) -> Option<i64> {
+    s.redis
+        .query(redis::cmd("HGET").arg(&q.keys().flow).arg("archive_hold"))
+        .await
+        .unwrap()
+}
+
+/// Enqueues one job while the worker is running and waits until it completes;
+/// returns the ms it started at.
+async fn start_of_one(q: &Queue, n: u64) -> i64 {
+    let id = q.enqueue_many(vec![TestJob::ok(n)]).await.unwrap()[0]
+        .id
+        .clone();
+    drover_tests::eventually_async(Duration::from_secs(10), "the job completes", || async {
+        q.get(&id)
+            .await
+            .unwrap()
+            .filter(|j| j.state == JobState::Completed)
+            .and_then(|j| j.started_at)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_whose_archive_falls_behind_holds_its_starts_until_it_catches_up() {
+    let s = setup();
+    let t = TestDb::sqlite();
+    let db = database(&t).await;
+    let q = s.queue("behind");
+    run_to_end(&q, &s.hub, (0..60).map(TestJob::ok).collect(), 60).await;
+    let worker = TestWorker::start(&q, &s.hub, 2);
+    // Two enforcers in turn: the first's lock lasts 100 ms, so the second may take the
+    // queue over once the first is done with it.
+    let enforcer = |hold_for, lock_ttl| {
+        Enforcer::new(
+            q.clone(),
+            retention((HOUR, 5), (HOUR, 5), ArchiveMode::All),
+            SqlArchive::new(db.clone()),
+            EnforcerOptions {
+                batch: 10,
+                scan: 16,
+                max_steps: 1,
+                hold_backlog: 20,
+                hold_for,
+                lock_ttl,
+                ..EnforcerOptions::default()
+            },
+        )
+        .unwrap()
+    };
+
+    // A full step leaves 50 completed jobs, 45 past the count limit of 5: more than
+    // the backlog of 20, so starts are held. A job enqueued now starts only when the
+    // hold lapses, since nobody renews it.
+    let lapsing = enforcer(Duration::from_millis(1500), Duration::from_millis(100));
+    assert_eq!(lapsing.step(JobState::Completed).await.unwrap().removed, 10);
+    let until = hold_deadline(&s, &q).await.expect("the queue is held");
+    let started = start_of_one(&q, 1000).await;
+    assert!(started >= until, "started at {started}, held until {until}");
+
+    // Held again, for a minute this time; catching up releases the hold at once and
+    // wakes the worker, long before the minute is out.
+    let catching_up = enforcer(Duration::from_secs(60), Duration::from_secs(15));
+    assert_eq!(
+        catching_up.step(JobState::Completed).await.unwrap().removed,
+        10
+    );
+    assert!(hold_deadline(&s, &q).await.is_some());
+    let id = q.enqueue_many(vec![TestJob::ok(1001)]).await.unwrap()[0]
+        .id
+        .clone();
+    let before = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        q.get(&id).await.unwrap().unwrap().state,
+        JobState::Waiting,
+        "a held queue started a job"
+    );
+    enforce(&catching_up).await;
+    assert_eq!(hold_deadline(&s, &q).await, None, "caught up, still held");
+    let started = drover_tests::eventually_async(
+        Duration::from_secs(10),
+        "the job held back starts after the release",
+        || async {
+            q.get(&id)
+                .await
+                .unwrap()
+                .filter(|j| j.state == JobState::Completed)
+                .and_then(|j| j.started_at)
+        },
+    )
+    .await;
+    assert!(
+        started >= before,
+        "started at {started}, before the release at {before}"
+    );
+    // Within its retention now, with the job held back: the next pass leaves the 5
+    // newest and sets no hold.
+    enforce(&catching_up).await;
+    assert_eq!(q.overview().await.unwrap().counts.completed, 5);
+    assert_eq!(hold_deadline(&s, &q).await, None);
+    worker.stop().await;
+}

@@ -7,7 +7,8 @@
 --       number (this worker's, counting up)
 -- Returns: {status, next_due, jobs...} where status is 0 (ok), 1 (paused), 2 (rate
 --          limited: next_due is the ms until the next token is due or the rate pause
---          ends) or 3 (at max_active: wait for a job to finish); for status 0,
+--          ends), 3 (at max_active: wait for a job to finish) or 4 (held while the
+--          archive catches up: next_due is the ms until the hold lapses); for status 0,
 --          next_due is how many ms until the earliest delayed job falls due, when the
 --          queue ran dry (-1 if none or not dry; relative, so worker clocks need not
 --          agree), and each job is 10 items: id, payload, attempt (the one it would
@@ -27,8 +28,9 @@
 -- refilled at `rate_n` per `rate_ms`, kept as an integer `level` in units of
 -- 1/rate_ms token (a token is rate_ms units; each ms adds rate_n units), so the
 -- arithmetic stays exact; `max_active` caps the queue's active set; `pause_until`
--- holds back every start until then (a handler's rate pause). A queue without any
--- of them costs one HMGET of a missing key.
+-- holds back every start until then (a handler's rate pause); `archive_hold` holds
+-- them back while the retention enforcer is far behind (archive_hold.lua). A queue
+-- without any of them costs one HMGET of a missing key.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Numbers go to Redis as integer strings, formatted once (see enqueue.lua).
@@ -96,9 +98,13 @@ if #due > 0 then
 end
 
 local flow = redis.call('HMGET', KEYS[8], 'rate_n', 'rate_ms', 'burst', 'max_active',
-  'level', 'ts', 'pause_until')
+  'level', 'ts', 'pause_until', 'archive_hold')
 local rate_n, rate_ms, level
-if flow[1] or flow[4] or flow[7] then
+if flow[1] or flow[4] or flow[7] or flow[8] then
+  local hold = tonumber(flow[8] or 0)
+  if hold > now then
+    return {4, hold - now}
+  end
   local pause_until = tonumber(flow[7] or 0)
   if pause_until > now then
     return {2, pause_until - now}

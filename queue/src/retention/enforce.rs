@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::Value;
@@ -53,6 +54,14 @@ pub struct EnforcerOptions {
     pub max_steps: usize,
     /// How long the queue's retention lock lasts without renewal.
     pub lock_ttl: Duration,
+    /// How many finished jobs of one state past its `max_count` the archive may fall
+    /// behind by before the queue's starts are held until it catches up (0: never
+    /// hold). This is what bounds Redis when jobs finish faster than the archive
+    /// takes them: without it the backlog grows as long as the load lasts.
+    pub hold_backlog: u64,
+    /// How long one hold lasts unless renewed; every step renews it while the
+    /// enforcer is behind, so a dead enforcer holds nobody for longer than this.
+    pub hold_for: Duration,
 }
 
 impl Default for EnforcerOptions {
@@ -63,6 +72,8 @@ impl Default for EnforcerOptions {
             scan: 4000,
             max_steps: 20,
             lock_ttl: Duration::from_secs(15),
+            hold_backlog: 50_000,
+            hold_for: Duration::from_secs(3),
         }
     }
 }
@@ -100,6 +111,8 @@ pub struct Enforcer<S> {
     sink: S,
     opts: EnforcerOptions,
     owner: String,
+    /// Whether this enforcer holds the queue's starts, per state (completed, failed).
+    held: [AtomicBool; 2],
 }
 
 impl<S: ArchiveSink> Enforcer<S> {
@@ -118,6 +131,7 @@ impl<S: ArchiveSink> Enforcer<S> {
             sink,
             opts,
             owner,
+            held: [AtomicBool::new(false), AtomicBool::new(false)],
         })
     }
 
@@ -137,11 +151,15 @@ impl<S: ArchiveSink> Enforcer<S> {
             });
         };
         if picked.is_empty() {
+            self.hold_if_behind(state, false).await?;
             return Ok(StepReport {
                 more,
                 ..StepReport::default()
             });
         }
+        // Before the archive write, so that a slow write runs with the hold in force.
+        self.hold_if_behind(state, picked.len() >= self.opts.batch)
+            .await?;
         let mut archived = 0;
         if archive {
             let records: Vec<JobRecord> = picked.iter().filter_map(|p| p.record.clone()).collect();
@@ -159,6 +177,67 @@ impl<S: ArchiveSink> Enforcer<S> {
             locked_out: false,
             more: more || picked.len() >= self.opts.batch,
         })
+    }
+
+    /// Holds the queue's starts while `state`'s finished set is past its `max_count`
+    /// by more than `hold_backlog` and the step being made (`full`) found a whole
+    /// batch to archive, so there is real backlog and not only jobs kept by limits
+    /// of their own; lets them go once it is back under half that, or a step finds
+    /// less than a batch. An archive that fails holds nobody: its errors stop the
+    /// steps, the hold lapses after `hold_for`, and jobs keep running while finished
+    /// ones wait in Redis for the archive to return.
+    async fn hold_if_behind(&self, state: JobState, full: bool) -> crate::Result<()> {
+        let backlog = self.opts.hold_backlog;
+        if backlog == 0 {
+            return Ok(());
+        }
+        let slot = usize::from(state == JobState::Failed);
+        let was = self.held[slot].load(Ordering::Relaxed);
+        let behind = full && {
+            let over = if was { backlog / 2 } else { backlog };
+            let limit = self.retention.limits(state).max_count.saturating_add(over);
+            let size: u64 = self
+                .queue
+                .redis()
+                .query(redis::cmd("ZCARD").arg(finished_set(&self.queue, state)?))
+                .await?;
+            size > limit
+        };
+        self.held[slot].store(behind, Ordering::Relaxed);
+        let other = self.held[1 - slot].load(Ordering::Relaxed);
+        if behind {
+            if !was {
+                tracing::warn!(
+                    queue = self.queue.name(),
+                    state = state.as_str(),
+                    backlog,
+                    "the archive is behind: holding the queue's starts until it catches up"
+                );
+            }
+            self.set_hold(self.opts.hold_for).await?;
+        } else if was && !other {
+            tracing::info!(
+                queue = self.queue.name(),
+                "the archive caught up: starts resume"
+            );
+            self.set_hold(Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with zero, releases) the queue's archive hold.
+    async fn set_hold(&self, hold: Duration) -> crate::Result<()> {
+        let k = self.queue.keys();
+        let mut inv = scripts::ARCHIVE_HOLD.prepare_invoke();
+        inv.key(&k.flow)
+            .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.queue.name())
+            .arg(&k.wake_channel);
+        let _: i64 = self.queue.redis().invoke(&inv).await?;
+        let on = if hold.is_zero() { 0.0 } else { 1.0 };
+        metrics::gauge!(crate::metrics::ARCHIVE_HOLD, "queue" => self.queue.name().to_owned())
+            .set(on);
+        Ok(())
     }
 
     /// Steps through both states until each finds less than a full batch, at most
@@ -219,6 +298,11 @@ impl<S: ArchiveSink> Enforcer<S> {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
             }
+        }
+        if self.held.iter().any(|h| h.load(Ordering::Relaxed)) {
+            // Stopping: nobody will renew the hold, so do not make the queue wait
+            // for it to lapse.
+            let _ = self.set_hold(Duration::ZERO).await;
         }
     }
 

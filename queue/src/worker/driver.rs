@@ -456,6 +456,14 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 let wait = wait.max(Duration::from_millis(1)).min(s.opts.poll_interval);
                 idle_until = Some(Instant::now() + wait);
             }
+            Ok(FetchReply::ArchiveHeld { wait }) => {
+                // The queue's finished jobs outran its archive: sleep until the hold
+                // lapses or its release wakes us, at most the poll interval.
+                failures = 0;
+                metrics::counter!(m::ARCHIVE_HELD, "queue" => q.clone()).increment(1);
+                let wait = wait.max(Duration::from_millis(1)).min(s.opts.poll_interval);
+                idle_until = Some(Instant::now() + wait);
+            }
             Ok(FetchReply::AtMaxActive) => {
                 // The queue is at its max_active: the next finished job wakes us.
                 failures = 0;

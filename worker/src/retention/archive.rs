@@ -1,19 +1,29 @@
-//! The archive sink: finished jobs into `job_history`, in batched multi-row upserts.
+//! The archive sink: finished jobs into `job_history`, in batched upserts.
 //!
-//! One transaction per batch, committed before the enforcer removes anything from
-//! Redis. Rows go in fixed-size multi-row `INSERT … ON CONFLICT (id) DO UPDATE`
-//! statements: the statement text repeats, so each connection prepares it once and
-//! reuses it (sqlx's statement cache), and a re-archive after a crash rewrites the
-//! same row instead of failing or duplicating it. `DO UPDATE` rather than `DO NOTHING`
-//! because a job archived, then retried by an admin before its removal, finishes again
-//! later with a newer record, and the newer one is the one to keep.
+//! Each batch is committed before the enforcer removes anything from Redis, and goes
+//! in as `INSERT … ON CONFLICT (id) DO UPDATE`, so a re-archive after a crash rewrites
+//! the same row instead of failing or duplicating it. `DO UPDATE` rather than `DO
+//! NOTHING` because a job archived, then retried by an admin before its removal,
+//! finishes again later with a newer record, and the newer one is the one to keep.
+//!
+//! Two shapes of the same upsert, one per engine:
+//! - **PostgreSQL**: one statement per batch whatever its size, with one array
+//!   parameter per column (`SELECT … FROM UNNEST($1::text[], …)`). Twenty parameters
+//!   instead of twenty per row: the server parses and plans a short statement once
+//!   per connection, and the client encodes arrays instead of building a statement
+//!   with tens of thousands of bound values. A single statement is its own
+//!   transaction.
+//! - **SQLite** (no arrays): fixed-size multi-row `VALUES` statements in one
+//!   transaction; the statement text repeats, so each connection prepares it once.
 
 use chrono::{DateTime, TimeZone, Utc};
 use drover_entities::job_history;
 use drover_queue::JobRecord;
 use drover_queue::retention::{ArchiveError, ArchiveSink};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbBackend, EntityTrait, TransactionTrait};
+
+mod postgres;
 
 /// Counter: rows written to the archive (committed), by `queue`.
 pub const ARCHIVE_ROWS: &str = "drover_archive_rows_total";
@@ -41,15 +51,21 @@ impl SqlArchive {
             return Ok(0);
         }
         let archived_at = Utc::now();
-        let txn = self.db.begin().await?;
-        for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
-            let rows = chunk.iter().map(|j| row(j, archived_at));
-            job_history::Entity::insert_many(rows)
-                .on_conflict(upsert())
-                .exec_without_returning(&txn)
-                .await?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            postgres::upsert(self.db.get_postgres_connection_pool(), jobs, archived_at)
+                .await
+                .map_err(|e| sea_orm::DbErr::Custom(format!("archiving into job_history: {e}")))?;
+        } else {
+            let txn = self.db.begin().await?;
+            for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                let rows = chunk.iter().map(|j| row(j, archived_at));
+                job_history::Entity::insert_many(rows)
+                    .on_conflict(upsert())
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+            txn.commit().await?;
         }
-        txn.commit().await?;
         let n = jobs.len() as u64;
         metrics::counter!(ARCHIVE_ROWS, "queue" => queue.to_owned()).increment(n);
         Ok(n)
@@ -88,7 +104,7 @@ fn upsert() -> OnConflict {
         .to_owned()
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
+pub(crate) fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
@@ -112,15 +128,24 @@ pub fn options_json(j: &JobRecord) -> Option<String> {
     (!o.is_empty()).then(|| serde_json::Value::Object(o).to_string())
 }
 
+/// The stored text of a job's errors.
+pub(crate) fn errors_json(j: &JobRecord) -> String {
+    serde_json::to_string(&j.errors).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A count as the `INTEGER` column holds it.
+pub(crate) fn clamp(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
 fn row(j: &JobRecord, archived_at: DateTime<Utc>) -> job_history::ActiveModel {
-    let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     job_history::ActiveModel {
         id: Set(j.id.clone()),
         queue: Set(j.queue.clone()),
         state: Set(j.state.as_str().to_owned()),
         payload: Set(j.payload.to_string()),
         result: Set(j.result.as_ref().map(ToString::to_string)),
-        errors: Set(serde_json::to_string(&j.errors).unwrap_or_else(|_| "[]".to_owned())),
+        errors: Set(errors_json(j)),
         failed_reason: Set(j.failed_reason.clone()),
         attempts: Set(clamp(j.attempts)),
         max_attempts: Set(clamp(j.max_attempts)),

@@ -19,6 +19,7 @@ pub use archive::SqlArchive;
 /// archived row.
 pub fn zero_series(queue: &str) {
     metrics::counter!(archive::ARCHIVE_ROWS, "queue" => queue.to_owned()).increment(0);
+    metrics::gauge!(drover_queue::metrics::ARCHIVE_HOLD, "queue" => queue.to_owned()).set(0.0);
 }
 
 /// Starts one enforcer per served queue; they stop when `stop` is cancelled.
