@@ -516,20 +516,23 @@ async fn hold_deadline(s: &Setup, q: &Queue) -> Option<i64> {
         .unwrap()
 }
 
-/// Enqueues one job while the worker is running and waits until it completes;
-/// returns the ms it started at.
-async fn start_of_one(q: &Queue, n: u64) -> i64 {
-    let id = q.enqueue_many(vec![TestJob::ok(n)]).await.unwrap()[0]
-        .id
-        .clone();
+/// Waits until job `id` completes; returns the ms it started at.
+async fn started_once_completed(q: &Queue, id: &str) -> i64 {
     drover_tests::eventually_async(Duration::from_secs(10), "the job completes", || async {
-        q.get(&id)
+        q.get(id)
             .await
             .unwrap()
             .filter(|j| j.state == JobState::Completed)
             .and_then(|j| j.started_at)
     })
     .await
+}
+
+/// Enqueues one job; returns its id.
+async fn enqueue_one(q: &Queue, n: u64) -> String {
+    q.enqueue_many(vec![TestJob::ok(n)]).await.unwrap()[0]
+        .id
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,7 +569,7 @@ async fn a_queue_whose_archive_falls_behind_holds_its_starts_until_it_catches_up
     let lapsing = enforcer(Duration::from_millis(1500), Duration::from_millis(100));
     assert_eq!(lapsing.step(JobState::Completed).await.unwrap().removed, 10);
     let until = hold_deadline(&s, &q).await.expect("the queue is held");
-    let started = start_of_one(&q, 1000).await;
+    let started = started_once_completed(&q, &enqueue_one(&q, 1000).await).await;
     assert!(started >= until, "started at {started}, held until {until}");
 
     // Held again, for a minute this time; catching up releases the hold at once and
@@ -577,9 +580,7 @@ async fn a_queue_whose_archive_falls_behind_holds_its_starts_until_it_catches_up
         10
     );
     assert!(hold_deadline(&s, &q).await.is_some());
-    let id = q.enqueue_many(vec![TestJob::ok(1001)]).await.unwrap()[0]
-        .id
-        .clone();
+    let id = enqueue_one(&q, 1001).await;
     let before = chrono::Utc::now().timestamp_millis();
     assert_eq!(
         q.get(&id).await.unwrap().unwrap().state,
@@ -588,18 +589,7 @@ async fn a_queue_whose_archive_falls_behind_holds_its_starts_until_it_catches_up
     );
     enforce(&catching_up).await;
     assert_eq!(hold_deadline(&s, &q).await, None, "caught up, still held");
-    let started = drover_tests::eventually_async(
-        Duration::from_secs(10),
-        "the job held back starts after the release",
-        || async {
-            q.get(&id)
-                .await
-                .unwrap()
-                .filter(|j| j.state == JobState::Completed)
-                .and_then(|j| j.started_at)
-        },
-    )
-    .await;
+    let started = started_once_completed(&q, &id).await;
     assert!(
         started >= before,
         "started at {started}, before the release at {before}"
