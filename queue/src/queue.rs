@@ -253,16 +253,15 @@ pub(crate) struct Leased {
 #[derive(Debug)]
 pub(crate) enum FetchReply {
     Paused,
-    /// No token (or the queue's rate is paused): look again after `wait`.
-    RateLimited {
+    /// Nothing may start for `wait`: no token or a rate pause (`counter` is
+    /// `RATE_LIMITED`), or a hold while the queue's archive catches up
+    /// (`ARCHIVE_HELD`). Look again after it, or on a wake-up notice.
+    Held {
         wait: Duration,
+        counter: &'static str,
     },
     /// The queue has `max_active` jobs active: look again when one finishes.
     AtMaxActive,
-    /// Starts are held while the queue's archive catches up: look again after `wait`.
-    ArchiveHeld {
-        wait: Duration,
-    },
     Jobs {
         jobs: Vec<Leased>,
         /// When the queue ran dry: ms until the earliest delayed job falls due.
@@ -929,17 +928,17 @@ impl Queue {
         }
         match int(&v[0])? {
             1 => return Ok(FetchReply::Paused),
-            2 => {
-                return Ok(FetchReply::RateLimited {
+            status @ (2 | 4) => {
+                return Ok(FetchReply::Held {
                     wait: Duration::from_millis(u64::try_from(int(&v[1])?).unwrap_or(0)),
+                    counter: if status == 2 {
+                        crate::metrics::RATE_LIMITED
+                    } else {
+                        crate::metrics::ARCHIVE_HELD
+                    },
                 });
             }
             3 => return Ok(FetchReply::AtMaxActive),
-            4 => {
-                return Ok(FetchReply::ArchiveHeld {
-                    wait: Duration::from_millis(u64::try_from(int(&v[1])?).unwrap_or(0)),
-                });
-            }
             _ => {}
         }
         let next_due = int(&v[1])?;

@@ -447,20 +447,13 @@ async fn fetch_loop(s: Arc<Shared>, jobs: mpsc::Sender<Leased>) {
                 failures = 0;
                 idle_until = Some(Instant::now() + s.opts.poll_interval);
             }
-            Ok(FetchReply::RateLimited { wait }) => {
-                // No token: sleep until the next one is due (a wake-up notice, such
-                // as a limit changed by an admin, ends it early); never longer than
-                // the poll interval, so a lost notice costs at most that.
+            Ok(FetchReply::Held { wait, counter }) => {
+                // No token, a rate pause, or a hold for the archive: sleep until it is
+                // due to end (a wake-up notice, such as a limit changed by an admin or
+                // the hold released, ends it early); never longer than the poll
+                // interval, so a lost notice costs at most that.
                 failures = 0;
-                metrics::counter!(m::RATE_LIMITED, "queue" => q.clone()).increment(1);
-                let wait = wait.max(Duration::from_millis(1)).min(s.opts.poll_interval);
-                idle_until = Some(Instant::now() + wait);
-            }
-            Ok(FetchReply::ArchiveHeld { wait }) => {
-                // The queue's finished jobs outran its archive: sleep until the hold
-                // lapses or its release wakes us, at most the poll interval.
-                failures = 0;
-                metrics::counter!(m::ARCHIVE_HELD, "queue" => q.clone()).increment(1);
+                metrics::counter!(counter, "queue" => q.clone()).increment(1);
                 let wait = wait.max(Duration::from_millis(1)).min(s.opts.poll_interval);
                 idle_until = Some(Instant::now() + wait);
             }
