@@ -4,7 +4,9 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `DROVER_ENV` | `dev` | `dev` or `prod`: prod wants API keys and logs JSON |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis that carries the queues |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis that carries the queues; a cluster is `redis+cluster://host:port,host:port,…` (some of its nodes; `rediss+cluster://` for TLS) |
+//! | `DROVER_REDIS_WAIT_REPLICAS` | `0` | replicas that must confirm each enqueue and acknowledgement (`WAIT`) before it counts; past the timeout the API answers 503 |
+//! | `DROVER_REDIS_WAIT_TIMEOUT_MS` | `1000` | how long that `WAIT` waits |
 //! | `DROVER_DATA_DIR` | `./data` | files: SQLite database, exports, uploads, embedded Redis |
 //! | `DATABASE_URL` | `sqlite://<data dir>/drover.db?mode=rwc` | SQLite or PostgreSQL |
 //! | `DROVER_AUTO_MIGRATE` | `true` | apply migrations at start |
@@ -48,6 +50,8 @@ pub struct CommonConfig {
     pub redis_pool_size: usize,
     pub redis_connect_timeout: Duration,
     pub redis_timeout: Duration,
+    pub redis_wait_replicas: u32,
+    pub redis_wait_timeout: Duration,
     pub events_maxlen: u64,
     pub stats_window: Duration,
     pub log_format: LogFormat,
@@ -68,8 +72,14 @@ impl CommonConfig {
             _ => DroverEnv::Dev,
         };
         let redis_url = env.string("REDIS_URL", DEFAULT_REDIS_URL);
-        redis::Client::open(redis_url.as_str()).map_err(|e| {
-            ConfigError::new("REDIS_URL", format!("invalid Redis URL {redis_url:?}: {e}"))
+        drover_queue::connection::Target::parse(&redis_url).map_err(|e| {
+            ConfigError::new(
+                "REDIS_URL",
+                format!(
+                    "invalid Redis URL {:?}: {e}",
+                    drover_queue::connection::redact(&redis_url)
+                ),
+            )
         })?;
         let data_dir = PathBuf::from(env.string("DROVER_DATA_DIR", "./data"));
         let database_url = match env.get("DATABASE_URL") {
@@ -134,6 +144,12 @@ impl CommonConfig {
                 Duration::from_secs(5),
                 10..=600_000,
             )?,
+            redis_wait_replicas: env.number("DROVER_REDIS_WAIT_REPLICAS", 0, 0..=16)? as u32,
+            redis_wait_timeout: env.millis(
+                "DROVER_REDIS_WAIT_TIMEOUT_MS",
+                Duration::from_secs(1),
+                1..=60_000,
+            )?,
             events_maxlen: env.number("DROVER_EVENTS_MAXLEN", 10_000, 100..=10_000_000)?,
             stats_window: Duration::from_secs(
                 3600 * env.number("DROVER_STATS_WINDOW_HOURS", 48, 48..=24 * 90)?,
@@ -153,6 +169,8 @@ impl CommonConfig {
             pool_size: self.redis_pool_size,
             connect_timeout: self.redis_connect_timeout,
             response_timeout: self.redis_timeout,
+            wait_replicas: self.redis_wait_replicas,
+            wait_timeout: self.redis_wait_timeout,
         }
     }
 

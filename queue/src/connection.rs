@@ -16,21 +16,49 @@
 //!
 //! When a lane's connection fails it is dropped and the next call on that lane
 //! reconnects. Blocking commands and pub/sub get connections of their own
-//! ([`Redis::dedicated`], [`Redis::pubsub`]).
+//! ([`Redis::dedicated`], [`Redis::pubsub`], [`Redis::shard_subscriber`]).
+//!
+//! ## A cluster
+//!
+//! A URL of the form `redis+cluster://host:port,host:port,…` (or `rediss+cluster://`)
+//! names a Redis Cluster by some of its nodes. Each lane is then a redis-rs cluster
+//! connection: one multiplexed connection per
+//! node, each command routed by its first key's slot, `MOVED`/`ASK` redirections and
+//! failovers followed, and scripts loaded on the node that lacks them (`EVALSHA`'s
+//! `NOSCRIPT` answer makes [`redis::Script`] send `SCRIPT LOAD` to every master). Every
+//! script touches the keys of one queue, which share one hash tag, so every call has
+//! one slot.
+//!
+//! ## Waiting for replicas
+//!
+//! Replication is asynchronous: a master that fails right after acknowledging a write
+//! can lose it. With [`RedisConfig::wait_replicas`] above zero, the calls that must
+//! survive a failover ([`Redis::invoke_durable`]: enqueues and acknowledgements) send
+//! `WAIT` on the same connection to the same master after their script, and fail with
+//! [`QueueError::NotReplicated`] (an outage: the API answers 503) when too few
+//! replicas confirm in time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisFuture, ScriptInvocation, Value,
+};
 
 use crate::error::{QueueError, Result};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`), or a cluster:
+    /// `redis+cluster://host:port,host:port,…` (or `rediss+cluster://`), naming one or
+    /// more of its nodes (the rest are discovered).
     pub url: String,
     /// Most connections for general traffic (enqueues, reads, admin operations); see
     /// the [module docs](self). Worker lease traffic has one more of its own.
@@ -39,6 +67,11 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// How long to wait for an answer before treating Redis as unreachable.
     pub response_timeout: Duration,
+    /// Replicas that must confirm an enqueue or an acknowledgement before it counts
+    /// (`WAIT`); 0 waits for none. See the [module docs](self#waiting-for-replicas).
+    pub wait_replicas: u32,
+    /// How long `WAIT` waits for [`RedisConfig::wait_replicas`].
+    pub wait_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -50,28 +83,154 @@ impl RedisConfig {
             pool_size: 16,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }
 
-/// A cheap-to-clone handle on one Redis server.
+/// The servers a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One server (`redis://`, `rediss://`, `redis+unix://`).
+    Node(String),
+    /// The seed nodes of a cluster, each as a `redis://` (or `rediss://`) URL.
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// Reads a URL: a cluster URL is split into one URL per node, each carrying the
+    /// cluster URL's credentials and query.
+    pub fn parse(url: &str) -> Result<Self> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            ("redis", rest)
+        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+            ("rediss", rest)
+        } else {
+            url.into_connection_info()?;
+            return Ok(Self::Node(url.to_owned()));
+        };
+        let (auth, hosts) = match rest.rfind('@') {
+            Some(at) => (&rest[..=at], &rest[at + 1..]),
+            None => ("", rest),
+        };
+        let (hosts, tail) = match hosts.find(['/', '?']) {
+            Some(i) => hosts.split_at(i),
+            None => (hosts, ""),
+        };
+        if !matches!(tail.split('?').next(), Some("" | "/" | "/0")) {
+            return Err(QueueError::InvalidConfig(format!(
+                "a cluster has only database 0: {:?} names another",
+                redact(url)
+            )));
+        }
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{scheme}://{auth}{h}{tail}"))
+            .collect();
+        if nodes.is_empty() {
+            return Err(QueueError::InvalidConfig(format!(
+                "{:?} names no cluster node: use redis+cluster://host:port,host:port",
+                redact(url)
+            )));
+        }
+        for n in &nodes {
+            n.as_str().into_connection_info()?;
+        }
+        Ok(Self::Cluster(nodes))
+    }
+}
+
+/// A connection to one server or to a cluster. Either runs any command: a cluster
+/// connection routes each by its key's slot.
+#[derive(Clone)]
+pub enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs a command that names no key on the master of `slot` (on one server, on
+    /// that server): `SCAN` over a queue's keys, `WAIT` after a queue's script.
+    pub async fn query_on_slot<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        slot: u16,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Self::Node(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => {
+                let route = Route::new(slot, SlotAddr::Master);
+                let v = c
+                    .route_command(
+                        cmd.clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                T::from_redis_value(v).map_err(Into::into)
+            }
+        }
+    }
+}
+
+/// A cheap-to-clone handle on one Redis server or one cluster.
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<Inner>,
 }
 
+/// What connections are made from.
+enum Clients {
+    Node(redis::Client),
+    Cluster {
+        /// For the lanes: with the response timeout.
+        lanes: Box<ClusterClient>,
+        /// The seed nodes, for connections with other settings.
+        nodes: Vec<ConnectionInfo>,
+    },
+}
+
 struct Inner {
-    client: redis::Client,
-    conn_config: AsyncConnectionConfig,
+    clients: Clients,
     general: Vec<Lane>,
     control: Lane,
     config: RedisConfig,
 }
 
-/// One multiplexed connection, made on first use and after a failure.
+/// One connection, made on first use and after a failure.
 #[derive(Default)]
 struct Lane {
-    conn: RwLock<Option<MultiplexedConnection>>,
+    conn: RwLock<Option<Conn>>,
     /// Calls sent on this lane and not yet answered.
     in_flight: AtomicUsize,
     /// Serialises reconnection, so a burst of calls makes one connection, not many.
@@ -88,15 +247,11 @@ impl Drop for InFlight<'_> {
 }
 
 impl Lane {
-    fn current(&self) -> Option<MultiplexedConnection> {
+    fn current(&self) -> Option<Conn> {
         self.conn.read().ok().and_then(|c| c.clone())
     }
 
-    async fn get(
-        &self,
-        client: &redis::Client,
-        cfg: &AsyncConnectionConfig,
-    ) -> Result<MultiplexedConnection> {
+    async fn get(&self, inner: &Inner) -> Result<Conn> {
         if let Some(c) = self.current() {
             return Ok(c);
         }
@@ -104,9 +259,7 @@ impl Lane {
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let conn = client
-            .get_multiplexed_async_connection_with_config(cfg)
-            .await?;
+        let conn = inner.connect(Some(inner.config.response_timeout)).await?;
         if let Ok(mut slot) = self.conn.write() {
             *slot = Some(conn.clone());
         }
@@ -118,6 +271,51 @@ impl Lane {
             *slot = None;
         }
     }
+}
+
+impl Inner {
+    /// A new connection, with `response_timeout` (`None`: calls wait as long as
+    /// they take, for blocking commands the caller bounds itself).
+    async fn connect(&self, response_timeout: Option<Duration>) -> Result<Conn> {
+        let connect_timeout = self.config.connect_timeout;
+        match &self.clients {
+            Clients::Node(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(response_timeout);
+                Ok(Conn::Node(
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await?,
+                ))
+            }
+            Clients::Cluster { lanes, nodes } => {
+                let mut cfg = ClusterConfig::new().set_connection_timeout(connect_timeout);
+                if let Some(t) = response_timeout {
+                    cfg = cfg.set_response_timeout(t);
+                } else {
+                    // The lanes' client bounds its calls overall too: blocking calls
+                    // need a client without that bound.
+                    let client = cluster_builder(nodes, &self.config)
+                        .overall_response_timeout(None)
+                        .build()?;
+                    return Ok(Conn::Cluster(
+                        client.get_async_connection_with_config(cfg).await?,
+                    ));
+                }
+                Ok(Conn::Cluster(
+                    lanes.get_async_connection_with_config(cfg).await?,
+                ))
+            }
+        }
+    }
+}
+
+/// A cluster client builder for `nodes` with the configured timeouts.
+fn cluster_builder(nodes: &[ConnectionInfo], config: &RedisConfig) -> ClusterClientBuilder {
+    ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.response_timeout)
 }
 
 impl std::fmt::Debug for Redis {
@@ -149,17 +347,25 @@ pub enum Traffic {
 impl Redis {
     /// Checks the URL. Nothing connects until the first command.
     pub fn new(config: RedisConfig) -> Result<Self> {
-        let conn_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout));
-        let client = redis::Client::open(config.url.as_str())?;
+        let clients = match Target::parse(&config.url)? {
+            Target::Node(url) => Clients::Node(redis::Client::open(url.as_str())?),
+            Target::Cluster(urls) => {
+                let nodes = urls
+                    .iter()
+                    .map(|u| u.as_str().into_connection_info())
+                    .collect::<redis::RedisResult<Vec<_>>>()?;
+                Clients::Cluster {
+                    lanes: Box::new(cluster_builder(&nodes, &config).build()?),
+                    nodes,
+                }
+            }
+        };
         let general = (0..config.pool_size.max(1))
             .map(|_| Lane::default())
             .collect();
         Ok(Self {
             inner: Arc::new(Inner {
-                client,
-                conn_config,
+                clients,
                 general,
                 control: Lane::default(),
                 config,
@@ -171,6 +377,12 @@ impl Redis {
     #[must_use]
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
+    }
+
+    /// Whether this handle talks to a cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.clients, Clients::Cluster { .. })
     }
 
     /// The lane for `traffic`: the control lane, or the general lane with the fewest
@@ -218,19 +430,16 @@ impl Redis {
 
     async fn run<T, F, Fut>(&self, traffic: Traffic, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T>>,
     {
         let lane = self.lane(traffic);
         lane.in_flight.fetch_add(1, Ordering::Relaxed);
         let _guard = InFlight(lane);
-        let conn = lane
-            .get(&self.inner.client, &self.inner.conn_config)
-            .await?;
+        let conn = lane.get(&self.inner).await?;
         match f(conn).await {
             Ok(v) => Ok(v),
-            Err(e) => {
-                let err = QueueError::from(e);
+            Err(err) => {
                 if err.is_unavailable() {
                     lane.reset();
                 }
@@ -242,23 +451,49 @@ impl Redis {
     /// A new connection that nobody else uses, for blocking commands such as `XREAD BLOCK`.
     ///
     /// It has no response timeout: the caller bounds its blocking commands itself.
-    pub async fn dedicated(&self) -> Result<MultiplexedConnection> {
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.config.connect_timeout))
-            .set_response_timeout(None);
-        Ok(self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?)
+    pub async fn dedicated(&self) -> Result<Conn> {
+        self.inner.connect(None).await
     }
 
-    /// A pub/sub connection.
+    /// A pub/sub connection to the one server. On a cluster, where pub/sub is sharded,
+    /// use [`Redis::shard_subscriber`].
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub> {
-        let fut = self.inner.client.get_async_pubsub();
+        let Clients::Node(client) = &self.inner.clients else {
+            return Err(QueueError::InvalidConfig(
+                "a cluster has no plain pub/sub connection: use shard_subscriber".into(),
+            ));
+        };
+        let fut = client.get_async_pubsub();
         match tokio::time::timeout(self.inner.config.connect_timeout, fut).await {
             Ok(r) => Ok(r?),
             Err(_) => Err(QueueError::Timeout(self.inner.config.connect_timeout)),
+        }
+    }
+
+    /// A cluster connection (RESP3) whose pushes, shard messages included, go to
+    /// `pushes`. `SSUBSCRIBE` on it goes to the master of the channel's slot, and
+    /// redis-rs subscribes again after a reconnection or a slot move; a notice
+    /// published meanwhile is lost, so callers treat each (re)subscription's
+    /// confirmation as "look now".
+    pub async fn shard_subscriber(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> Result<ClusterConnection> {
+        let Clients::Cluster { nodes, .. } = &self.inner.clients else {
+            return Err(QueueError::InvalidConfig(
+                "sharded pub/sub needs a cluster: use pubsub".into(),
+            ));
+        };
+        let client = cluster_builder(nodes, &self.inner.config)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .build()?;
+        let cfg = ClusterConfig::new()
+            .set_connection_timeout(self.inner.config.connect_timeout)
+            .set_push_sender(pushes);
+        let fut = client.get_async_connection_with_config(cfg);
+        match tokio::time::timeout(self.inner.config.connect_timeout * 2, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(QueueError::Timeout(self.inner.config.connect_timeout * 2)),
         }
     }
 
@@ -274,28 +509,67 @@ impl Redis {
         inv: &ScriptInvocation<'_>,
     ) -> Result<T> {
         self.run(traffic, |mut c| async move {
-            inv.invoke_async::<T>(&mut c).await
+            Ok(inv.invoke_async::<T>(&mut c).await?)
+        })
+        .await
+    }
+
+    /// Runs a script whose writes must survive a failover, on the lanes for `traffic`:
+    /// with [`RedisConfig::wait_replicas`] set, `WAIT` follows it on the same
+    /// connection to the master of `slot` (the slot of the script's keys), and too few
+    /// confirmations are [`QueueError::NotReplicated`]. The script's writes stand
+    /// either way; what the caller learns is whether they are safe.
+    pub async fn invoke_durable<T: FromRedisValue>(
+        &self,
+        traffic: Traffic,
+        slot: u16,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let wanted = self.inner.config.wait_replicas;
+        if wanted == 0 {
+            return self.invoke_on(traffic, inv).await;
+        }
+        let timeout = self.inner.config.wait_timeout;
+        self.run(traffic, |mut c| async move {
+            let v = inv.invoke_async::<T>(&mut c).await?;
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(wanted).arg(timeout.as_millis() as u64);
+            let acked: u32 = c.query_on_slot(&wait, slot).await?;
+            if acked < wanted {
+                metrics::counter!("drover_redis_wait_timeouts_total").increment(1);
+                return Err(QueueError::NotReplicated { wanted, acked });
+            }
+            Ok(v)
         })
         .await
     }
 
     /// Runs a command on a general lane.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
         self.run(Traffic::General, |mut c| async move {
-            cmd.query_async::<T>(&mut c).await
+            Ok(cmd.query_async::<T>(&mut c).await?)
+        })
+        .await
+    }
+
+    /// Runs a command that names no key on the master of `slot`, on a general lane
+    /// (see [`Conn::query_on_slot`]).
+    pub async fn query_on_slot<T: FromRedisValue>(&self, cmd: &Cmd, slot: u16) -> Result<T> {
+        self.run(Traffic::General, |mut c| async move {
+            Ok(c.query_on_slot::<T>(cmd, slot).await?)
         })
         .await
     }
 
     /// Runs a pipeline on a general lane.
-    pub async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+    pub async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
         self.run(Traffic::General, |mut c| async move {
-            pipe.query_async::<T>(&mut c).await
+            Ok(pipe.query_async::<T>(&mut c).await?)
         })
         .await
     }
 
-    /// Checks that Redis answers.
+    /// Checks that Redis answers (every master, on a cluster).
     pub async fn ping(&self) -> Result<()> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
@@ -304,7 +578,7 @@ impl Redis {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Target, redact};
 
     #[test]
     fn redacts_passwords() {
@@ -313,5 +587,31 @@ mod tests {
             "redis://***@host:6379/0"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn a_cluster_url_names_its_nodes() {
+        assert_eq!(
+            Target::parse("redis://127.0.0.1:6379/2").unwrap(),
+            Target::Node("redis://127.0.0.1:6379/2".into())
+        );
+        assert_eq!(
+            Target::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001").unwrap(),
+            Target::Cluster(vec![
+                "redis://:pw@10.0.0.1:7000".into(),
+                "redis://:pw@10.0.0.2:7001".into()
+            ])
+        );
+        assert_eq!(
+            Target::parse("rediss+cluster://h:7000/?protocol=resp3").unwrap(),
+            Target::Cluster(vec!["rediss://h:7000/?protocol=resp3".into()])
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://h:7000/3",
+            "redis+cluster://,",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -24,12 +24,21 @@ pub enum QueueError {
     /// Redis answered in a shape the scripts never produce: a bug or a foreign key.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// A Redis setting that cannot work, such as a cluster URL naming no node.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// Fewer replicas than `DROVER_REDIS_WAIT_REPLICAS` confirmed a write in time: it
+    /// may not survive a failover, so it is not reported as done.
+    #[error("only {acked} of {wanted} redis replicas confirmed the write in time")]
+    NotReplicated { wanted: u32, acked: u32 },
 }
 
 impl QueueError {
     /// Whether the error means Redis could not be reached (as opposed to a refusal).
     ///
-    /// Callers use it to answer 503 and to back off and reconnect.
+    /// Callers use it to answer 503 and to back off and reconnect. On a cluster, a
+    /// failover in progress (`CLUSTERDOWN`, `TRYAGAIN`, a write reaching a demoted
+    /// master, redirections past redis-rs's retries) is an outage too.
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -39,9 +48,21 @@ impl QueueError {
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_unrecoverable_error()
-                    || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                    || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::BusyLoading
+                                | redis::ServerErrorKind::ClusterDown
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::ReadOnly
+                                | redis::ServerErrorKind::Moved
+                                | redis::ServerErrorKind::Ask
+                        )
+                    )
             }
-            QueueError::Timeout(_) => true,
+            QueueError::Timeout(_) | QueueError::NotReplicated { .. } => true,
             _ => false,
         }
     }

@@ -29,7 +29,11 @@
 //! | `{ns:q}:retain:head:<state>` | string | retention: score up to which the head of a finished set holds only jobs kept by their own retention |
 //! | `{ns:q}:retain:sweep:<state>` | string | retention: where the sweep of `retain` stopped |
 //!
-//! Wake-up notices go out on the pub/sub channel `<ns>:wake` (the message is the queue name).
+//! Wake-up notices (the message is the queue name) go out on the pub/sub channel
+//! `<ns>:wake` on one server. On a cluster, a plain `PUBLISH` is broadcast to every
+//! node, so each queue has a shard channel of its own, `{ns:q}:wake`, in its slot:
+//! the scripts send it with `SPUBLISH` (a channel that starts with the hash tag is a
+//! shard channel), and only the queue's master relays it.
 
 use crate::error::{QueueError, Result};
 
@@ -70,7 +74,7 @@ pub struct Keys {
     pub retain: String,
     /// Held by the one worker that enforces the queue's retention.
     pub retain_lock: String,
-    /// The pub/sub channel workers of this namespace listen on.
+    /// The pub/sub channel the queue's wake-ups go out on (see the module docs).
     pub wake_channel: String,
 }
 
@@ -99,6 +103,13 @@ impl Keys {
             wake_channel: wake_channel(ns),
             prefix,
         })
+    }
+
+    /// The same keys, for a cluster: wake-ups go out on the queue's shard channel.
+    #[must_use]
+    pub fn sharded(mut self) -> Self {
+        self.wake_channel = shard_wake_channel(&self.prefix);
+        self
     }
 
     /// The hash of job `id`.
@@ -131,6 +142,12 @@ impl Keys {
         format!("{}retain:sweep:{state}", self.prefix)
     }
 
+    /// The batch worker `id` fetched last, until it confirms having it.
+    #[must_use]
+    pub fn unconfirmed(&self, id: &str) -> String {
+        format!("{}unconfirmed:{id}", self.prefix)
+    }
+
     /// The description of worker `id`.
     #[must_use]
     pub fn worker(&self, id: &str) -> String {
@@ -142,6 +159,12 @@ impl Keys {
 #[must_use]
 pub fn wake_channel(ns: &str) -> String {
     format!("{ns}:wake")
+}
+
+/// The shard channel of the queue whose keys start with `prefix` (`{ns:q}:`).
+#[must_use]
+pub fn shard_wake_channel(prefix: &str) -> String {
+    format!("{prefix}wake")
 }
 
 /// The Redis Cluster slot of a key (CRC16/XMODEM of its hash tag, mod 16384).
@@ -213,10 +236,12 @@ mod tests {
             keys.stats(29_000_000),
             keys.idempotency("order-42"),
             keys.worker("w-1"),
+            keys.unconfirmed("w-1"),
             keys.retain.clone(),
             keys.retain_lock.clone(),
             keys.retain_head("completed"),
             keys.retain_sweep("failed"),
+            keys.clone().sharded().wake_channel,
         ];
         for key in &all {
             assert!(

@@ -44,7 +44,7 @@ mod scripts;
 pub mod trace;
 pub mod worker;
 
-pub use connection::{Redis, RedisConfig, Traffic};
+pub use connection::{Conn, Redis, RedisConfig, Target, Traffic};
 pub use error::{QueueError, Result};
 pub use events::{Event, EventType};
 pub use flow::{FlowLimits, FlowPatch, FlowStatus, RateLimit};

@@ -364,7 +364,10 @@ impl Queue {
         defaults: QueueDefaults,
         settings: QueueSettings,
     ) -> Result<Self> {
-        let keys = Keys::new(ns, name)?;
+        let mut keys = Keys::new(ns, name)?;
+        if redis.is_cluster() {
+            keys = keys.sharded();
+        }
         defaults.backoff.validate()?;
         let default_backoff_json = serde_json::to_string(&defaults.backoff)?;
         Ok(Self {
@@ -389,6 +392,12 @@ impl Queue {
     #[must_use]
     pub fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    /// The Redis Cluster slot of every key of the queue.
+    #[must_use]
+    pub fn slot(&self) -> u16 {
+        crate::keys::cluster_slot(&self.inner.keys.wait)
     }
 
     /// The defaults applied to new jobs.
@@ -469,7 +478,12 @@ impl Queue {
                     )
                     .arg(job.submitter.map(|s| s.to_string()).unwrap_or_default());
             }
-            let reply: Vec<Value> = self.inner.redis.invoke(&inv).await?;
+            // An acknowledged enqueue must survive a failover (`wait_replicas`).
+            let reply: Vec<Value> = self
+                .inner
+                .redis
+                .invoke_durable(Traffic::General, self.slot(), &inv)
+                .await?;
             for pair in reply.chunks(2) {
                 let code = int(pair.get(1).unwrap_or(&Value::Nil))?;
                 out.push(Enqueued {
@@ -971,7 +985,7 @@ impl Queue {
     /// counted at the fetch, stand (see confirm.lua).
     pub(crate) async fn confirm(&self, worker: &str, fetch_seq: u64) -> Result<()> {
         let mut inv = scripts::CONFIRM.prepare_invoke();
-        inv.arg(&self.inner.keys.prefix).arg(worker).arg(fetch_seq);
+        inv.key(self.inner.keys.unconfirmed(worker)).arg(fetch_seq);
         let _: i64 = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
         Ok(())
     }
@@ -1018,7 +1032,12 @@ impl Queue {
                 }
             }
         }
-        let v: Vec<u64> = self.inner.redis.invoke_on(Traffic::Control, &inv).await?;
+        // A finished job must not run again after a failover (`wait_replicas`).
+        let v: Vec<u64> = self
+            .inner
+            .redis
+            .invoke_durable(Traffic::Control, self.slot(), &inv)
+            .await?;
         if v.len() != 8 {
             return Err(QueueError::Protocol("ack returned a bad reply".into()));
         }

@@ -13,6 +13,7 @@ use drover_queue::worker::{JobContext, JobError, WakeHub, WorkerOptions};
 use drover_queue::{
     EventType, JobOptions, JobState, MoveOutcome, NewJob, Queue, Redis, RemoveOutcome,
 };
+use drover_tests::each_target;
 use tokio::sync::Notify;
 
 const T: Duration = Duration::from_secs(15);
@@ -36,9 +37,10 @@ fn recorder() -> (Handler, Arc<Mutex<Vec<u64>>>) {
     (h, seen)
 }
 
+each_target! {
 #[tokio::test]
-async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
-    let (redis, queue) = shared_queue();
+async fn a_job_runs_to_completion_and_its_events_tell_the_story(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(2), obedient());
 
@@ -80,10 +82,12 @@ async fn a_job_runs_to_completion_and_its_events_tell_the_story() {
     );
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn progress_reports_reach_the_job_and_the_stream() {
-    let (redis, queue) = shared_queue();
+async fn progress_reports_reach_the_job_and_the_stream(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let q = queue.clone();
     let h = Handler::new(move |_job: TestJob, ctx: JobContext, _w| {
@@ -129,10 +133,12 @@ async fn progress_reports_reach_the_job_and_the_stream() {
     assert_eq!(last.data["rows"], 200);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn an_idempotency_key_returns_the_first_job_and_runs_once() {
-    let (redis, queue) = shared_queue();
+async fn an_idempotency_key_returns_the_first_job_and_runs_once(target) {
+    let (redis, queue) = shared_queue(target);
     let opts = JobOptions {
         idempotency_key: Some("order-42".into()),
         ..Default::default()
@@ -166,10 +172,12 @@ async fn an_idempotency_key_returns_the_first_job_and_runs_once() {
     assert_eq!(seen, [1, 4]);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn higher_priority_runs_first_and_fifo_within_a_priority() {
-    let (redis, queue) = shared_queue();
+async fn higher_priority_runs_first_and_fifo_within_a_priority(target) {
+    let (redis, queue) = shared_queue(target);
     let with = |n: u64, p: u16| {
         job(n).with_options(JobOptions {
             priority: Some(p),
@@ -195,10 +203,12 @@ async fn higher_priority_runs_first_and_fifo_within_a_priority() {
     assert_eq!(*seen.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_delayed_job_waits_its_time() {
-    let (redis, queue) = shared_queue();
+async fn a_delayed_job_waits_its_time(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
     let e = queue
@@ -219,10 +229,12 @@ async fn a_delayed_job_waits_its_time() {
     assert!(waited < 450, "started after {waited} ms");
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_deleted_waiting_job_never_runs() {
-    let (redis, queue) = shared_queue();
+async fn a_deleted_waiting_job_never_runs(target) {
+    let (redis, queue) = shared_queue(target);
     queue.pause().await.unwrap();
     let a = queue.enqueue(job(1)).await.unwrap();
     let b = queue.enqueue(job(2)).await.unwrap();
@@ -248,10 +260,12 @@ async fn a_deleted_waiting_job_never_runs() {
     assert!(removed);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn deleting_an_active_job_is_refused() {
-    let (redis, queue) = shared_queue();
+async fn deleting_an_active_job_is_refused(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let gate = Arc::new(Notify::new());
     let started = Arc::new(Notify::new());
@@ -279,10 +293,12 @@ async fn deleting_an_active_job_is_refused() {
     assert_eq!(queue.overview().await.unwrap().counts.completed, 0);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn retry_runs_a_failed_job_again_and_promote_runs_a_delayed_one_now() {
-    let (redis, queue) = shared_queue();
+async fn retry_runs_a_failed_job_again_and_promote_runs_a_delayed_one_now(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
@@ -336,10 +352,12 @@ async fn retry_runs_a_failed_job_again_and_promote_runs_a_delayed_one_now() {
     assert_eq!(rec.state, JobState::Completed);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn clean_removes_only_finished_jobs_older_than_the_grace_and_at_most_n() {
-    let (redis, queue) = shared_queue();
+async fn clean_removes_only_finished_jobs_older_than_the_grace_and_at_most_n(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(4), obedient());
     let ids = queue.enqueue_many((0..5).map(job).collect()).await.unwrap();
@@ -389,10 +407,12 @@ async fn clean_removes_only_finished_jobs_older_than_the_grace_and_at_most_n() {
             .any(|e| e.kind == EventType::QueueCleaned && e.data["count"] == 3)
     );
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_listing_pages_through_a_state_with_a_cursor() {
-    let (_redis, queue) = shared_queue();
+async fn a_listing_pages_through_a_state_with_a_cursor(target) {
+    let (_redis, queue) = shared_queue(target);
     queue.pause().await.unwrap();
     let ids: Vec<String> = queue
         .enqueue_many((0..25).map(job).collect())
@@ -433,10 +453,12 @@ async fn a_listing_pages_through_a_state_with_a_cursor() {
             .is_empty()
     );
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn the_overview_counts_states_and_the_oldest_wait() {
-    let (_redis, queue) = shared_queue();
+async fn the_overview_counts_states_and_the_oldest_wait(target) {
+    let (_redis, queue) = shared_queue(target);
     queue.pause().await.unwrap();
     assert!(
         !queue.pause().await.unwrap(),
@@ -460,10 +482,12 @@ async fn the_overview_counts_states_and_the_oldest_wait() {
     assert!(queue.resume().await.unwrap());
     assert!(!queue.is_paused().await.unwrap());
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_payload_that_does_not_fit_fails_at_once() {
-    let (redis, queue) = shared_queue();
+async fn a_payload_that_does_not_fit_fails_at_once(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
     let e = queue
@@ -484,10 +508,12 @@ async fn a_payload_that_does_not_fit_fails_at_once() {
     assert_eq!(rec.errors[0].worker, rec.worker);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn live_workers_are_listed_until_they_stop() {
-    let (redis, queue) = shared_queue();
+async fn live_workers_are_listed_until_they_stop(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(3), obedient());
     let id = w.id.clone();
@@ -508,10 +534,12 @@ async fn live_workers_are_listed_until_they_stop() {
         "a stopped worker says goodbye"
     );
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn per_minute_counters_count_outcomes() {
-    let (redis, queue) = shared_queue();
+async fn per_minute_counters_count_outcomes(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(4), obedient());
     let ok = queue.enqueue_many((0..4).map(job).collect()).await.unwrap();
@@ -548,10 +576,12 @@ async fn per_minute_counters_count_outcomes() {
     assert_eq!(sum(|m| m.started), 7);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn bad_options_are_refused_and_enqueue_nothing() {
-    let (_redis, queue) = shared_queue();
+async fn bad_options_are_refused_and_enqueue_nothing(target) {
+    let (_redis, queue) = shared_queue(target);
     let bad = job(1).with_options(JobOptions {
         priority: Some(5000),
         ..Default::default()
@@ -560,6 +590,7 @@ async fn bad_options_are_refused_and_enqueue_nothing() {
     assert!(err.to_string().contains("priority"), "{err}");
     let o = queue.overview().await.unwrap();
     assert_eq!(o.counts, drover_queue::Counts::default());
+}
 }
 
 /// A handler whose jobs with `n < gated_below` each wait for one permit of the gate.
@@ -614,9 +645,10 @@ async fn fetch_seqs(redis: &Redis, queue: &Queue, ids: &[String]) -> Vec<u64> {
     seqs
 }
 
+each_target! {
 #[tokio::test]
-async fn a_busy_worker_gathers_slots_freed_one_by_one_into_one_fetch() {
-    let (redis, queue) = shared_queue();
+async fn a_busy_worker_gathers_slots_freed_one_by_one_into_one_fetch(target) {
+    let (redis, queue) = shared_queue(target);
     // Ten jobs that hold every slot until released, then ten that finish at once.
     let held = queue
         .enqueue_many((0..10).map(job).collect())
@@ -652,10 +684,12 @@ async fn a_busy_worker_gathers_slots_freed_one_by_one_into_one_fetch() {
     }
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_busy_worker_waits_no_longer_than_its_coalescing_window() {
-    let (redis, queue) = shared_queue();
+async fn a_busy_worker_waits_no_longer_than_its_coalescing_window(target) {
+    let (redis, queue) = shared_queue(target);
     let held = queue.enqueue_many((0..4).map(job).collect()).await.unwrap();
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let (w, gate) = every_slot_held(&queue, &hub, 4, Duration::from_millis(200)).await;
@@ -671,4 +705,5 @@ async fn a_busy_worker_waits_no_longer_than_its_coalescing_window() {
         wait_finished(&queue, &e.id, T).await;
     }
     w.stop().await;
+}
 }

@@ -11,6 +11,7 @@ use apalis::prelude::WorkerContext;
 use common::*;
 use drover_queue::worker::{JobContext, WakeHub};
 use drover_queue::{EventType, JobOptions, JobState, NewJob};
+use drover_tests::each_target;
 use tokio::sync::Notify;
 
 const T: Duration = Duration::from_secs(20);
@@ -23,9 +24,10 @@ fn job() -> NewJob {
     .unwrap()
 }
 
+each_target! {
 #[tokio::test]
-async fn a_job_whose_worker_vanished_is_rescued_and_runs_again() {
-    let (redis, queue) = shared_queue();
+async fn a_job_whose_worker_vanished_is_rescued_and_runs_again(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let started = Arc::new(Notify::new());
     let s = started.clone();
@@ -62,10 +64,12 @@ async fn a_job_whose_worker_vanished_is_rescued_and_runs_again() {
     assert!(events.iter().any(|e| e.kind == EventType::JobStalled));
     rescuer.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_job_that_keeps_killing_its_worker_fails_as_stalled() {
-    let (redis, queue) = shared_queue();
+async fn a_job_that_keeps_killing_its_worker_fails_as_stalled(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let mut opts = fast_options(1);
     opts.lease = Duration::from_millis(400);
@@ -105,10 +109,12 @@ async fn a_job_that_keeps_killing_its_worker_fails_as_stalled() {
     assert_eq!(runs.load(Ordering::SeqCst), 0);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_long_job_keeps_its_lease_while_it_runs() {
-    let (redis, queue) = shared_queue();
+async fn a_long_job_keeps_its_lease_while_it_runs(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let mut opts = fast_options(1);
     opts.lease = Duration::from_millis(300);
@@ -138,10 +144,12 @@ async fn a_long_job_keeps_its_lease_while_it_runs() {
     w.stop().await;
     other.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_graceful_stop_hands_back_what_it_did_not_start() {
-    let (redis, queue) = shared_queue();
+async fn a_graceful_stop_hands_back_what_it_did_not_start(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let mut opts = fast_options(1);
     opts.prefetch = 5;
@@ -181,4 +189,5 @@ async fn a_graceful_stop_hands_back_what_it_did_not_start() {
             assert_eq!(j.attempts, 0, "a handed-back job has not used an attempt");
         }
     }
+}
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 use common::*;
 use drover_queue::worker::{JobContext, WakeHub};
 use drover_queue::{EventType, JobState, NewJob};
+use drover_tests::each_target;
 
 const T: Duration = Duration::from_secs(20);
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_job_starts_while_paused_running_ones_finish_and_resume_runs_the_rest() {
-    let (redis, queue) = shared_queue();
+async fn no_job_starts_while_paused_running_ones_finish_and_resume_runs_the_rest(target) {
+    let (redis, queue) = shared_queue(target);
     let ns = ns_of(&queue);
     let started = Arc::new(Mutex::new(Vec::<String>::new()));
     let s = started.clone();
@@ -127,4 +129,5 @@ async fn no_job_starts_while_paused_running_ones_finish_and_resume_runs_the_rest
     assert!(kinds.contains(&EventType::QueuePaused) && kinds.contains(&EventType::QueueResumed));
     a.stop().await;
     b.stop().await;
+}
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::*;
 use drover_queue::worker::{JobContext, JobError, WakeHub};
 use drover_queue::{Backoff, BackoffKind, JobOptions, JobState, NewJob};
+use drover_tests::each_target;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -22,9 +23,10 @@ fn flaky(fail_times: u32) -> NewJob {
     .unwrap()
 }
 
+each_target! {
 #[tokio::test]
-async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
-    let (redis, queue) = shared_queue();
+async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(2), obedient());
     let backoff = Backoff {
@@ -91,10 +93,12 @@ async fn a_job_failing_twice_then_succeeding_completes_with_growing_gaps() {
     );
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn exhausted_attempts_fail_the_job_with_every_error() {
-    let (redis, queue) = shared_queue();
+async fn exhausted_attempts_fail_the_job_with_every_error(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
     let e = queue
@@ -116,10 +120,12 @@ async fn exhausted_attempts_fail_the_job_with_every_error() {
     }
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_permanent_error_fails_the_job_after_one_attempt() {
-    let (redis, queue) = shared_queue();
+async fn a_permanent_error_fails_the_job_after_one_attempt(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let w = spawn_worker(&queue, &hub, fast_options(1), obedient());
     let e = queue
@@ -140,10 +146,12 @@ async fn a_permanent_error_fails_the_job_after_one_attempt() {
     assert_eq!(rec.errors.len(), 1);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_panicking_handler_is_a_retryable_failure() {
-    let (redis, queue) = shared_queue();
+async fn a_panicking_handler_is_a_retryable_failure(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
@@ -161,10 +169,12 @@ async fn a_panicking_handler_is_a_retryable_failure() {
     assert_eq!(rec.errors[0].error, "handler panicked: boom");
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn retry_after_defers_without_spending_an_attempt() {
-    let (redis, queue) = shared_queue();
+async fn retry_after_defers_without_spending_an_attempt(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
@@ -203,10 +213,12 @@ async fn retry_after_defers_without_spending_an_attempt() {
     );
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_job_deferred_more_than_max_attempts_times_fails() {
-    let (redis, queue) = shared_queue();
+async fn a_job_deferred_more_than_max_attempts_times_fails(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, _ctx: JobContext, _w| {
         Box::pin(async move {
@@ -235,10 +247,12 @@ async fn a_job_deferred_more_than_max_attempts_times_fails() {
     assert_eq!(retrying_events(&queue).await.len(), 3);
     w.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn a_huge_retry_after_is_capped_by_the_max_delay() {
-    let (redis, queue) = shared_queue();
+async fn a_huge_retry_after_is_capped_by_the_max_delay(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let h = Handler::new(|_job: TestJob, ctx: JobContext, _w| {
         Box::pin(async move {
@@ -268,6 +282,7 @@ async fn a_huge_retry_after_is_capped_by_the_max_delay() {
     }
     w.stop().await;
 }
+}
 
 /// The `job:retrying` events of the queue, oldest first.
 async fn retrying_events(queue: &drover_queue::Queue) -> Vec<drover_queue::Event> {
@@ -280,9 +295,10 @@ async fn retrying_events(queue: &drover_queue::Queue) -> Vec<drover_queue::Event
         .collect()
 }
 
+each_target! {
 #[tokio::test]
-async fn a_job_waiting_in_backoff_survives_its_workers_restart() {
-    let (redis, queue) = shared_queue();
+async fn a_job_waiting_in_backoff_survives_its_workers_restart(target) {
+    let (redis, queue) = shared_queue(target);
     let hub = WakeHub::start(redis.clone(), &ns_of(&queue));
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
@@ -326,4 +342,5 @@ async fn a_job_waiting_in_backoff_survives_its_workers_restart() {
     assert_eq!(rec.attempts, 2);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     w.stop().await;
+}
 }

@@ -3,6 +3,10 @@
 //! - [`TestRedis`]: a `redis-server` of the test's own, on a free port, with its data in
 //!   a temporary directory; stopped (and deleted) when dropped. It can be killed and
 //!   restarted on the same port with its data, for outage tests.
+//! - [`TestCluster`]: a Redis Cluster of the test's own, three masters with a replica
+//!   each; nodes can be killed by pid and slots resharded.
+//! - [`TestTarget`]: whether a suite runs on one server or on a cluster; the suites
+//!   that must work on both run once per target.
 //! - [`TestDb`]: a fresh SQLite file, or a fresh PostgreSQL database when
 //!   `TEST_DATABASE_URL` is set; [`TestDb::all`] gives both.
 //! - [`namespace`]: a unique key namespace, for tests that share the machine's Redis.
@@ -19,13 +23,17 @@ pub mod finish;
 pub mod otlp;
 pub mod procs;
 pub mod proxy;
+mod redis_cluster;
 mod redis_server;
 pub mod scrape;
+mod target;
 mod wait;
 
 pub use db::{Engine, TestDb};
 pub use proxy::Proxy;
+pub use redis_cluster::{ClusterNode, TestCluster};
 pub use redis_server::{RedisOptions, TestRedis, redis_server_available};
+pub use target::{TestTarget, url_of};
 pub use wait::{eventually, eventually_async};
 
 /// A loopback address with a port that was free a moment ago.

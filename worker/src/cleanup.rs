@@ -288,15 +288,17 @@ async fn stale_stats_keys(q: &Queue, s: &CleanupSettings<'_>) -> Result<u64, Cle
     let mut cursor: u64 = 0;
     let mut n = 0;
     loop {
+        // On a cluster, the queue's keys are all on the master of its slot.
         let (next, keys): (u64, Vec<String>) = q
             .redis()
-            .query(
+            .query_on_slot(
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(1000),
+                q.slot(),
             )
             .await?;
         let stale: Vec<&String> = keys

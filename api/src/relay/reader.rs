@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use drover_jobs::QueueName;
 use drover_jobs::events::{Event, StreamPos};
+use drover_queue::Conn;
 use drover_queue::reconnect::reconnect_delay;
 use drover_queue::{Queue, QueueError};
-use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,7 @@ pub(super) async fn run(
     queue: Queue,
     stop: CancellationToken,
 ) {
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
     let mut pos: Option<StreamPos> = None;
     let mut failures: u32 = 0;
     loop {
@@ -76,7 +76,7 @@ async fn step(
     shared: &Shared,
     name: QueueName,
     queue: &Queue,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<Conn>,
     pos: &mut Option<StreamPos>,
 ) -> Result<(), QueueError> {
     let after = match *pos {

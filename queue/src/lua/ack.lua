@@ -149,5 +149,6 @@ if #rem > 0 and redis.call('EXISTS', KEYS[8]) == 1 then
   redis.call('DEL', KEYS[8])
   wake = true
 end
-if wake then redis.call('PUBLISH', ARGV[5], queue) end
+-- A channel that starts with '{' is the queue's shard channel (on a cluster).
+if wake then redis.call(string.byte(ARGV[5]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[5], queue) end
 return {done, retried, failed, stale, deferred, f_permanent, f_exhausted, f_deferrals}

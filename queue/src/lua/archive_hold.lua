@@ -17,7 +17,8 @@ if ms > 0 then
 end
 if redis.call('HDEL', KEYS[1], 'archive_hold') == 1 then
   -- Workers held back look again at once rather than when their wait ends.
-  redis.call('PUBLISH', ARGV[3], ARGV[2])
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[3]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[3], ARGV[2])
   return 1
 end
 return 0

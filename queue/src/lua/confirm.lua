@@ -7,11 +7,13 @@
 -- instead of running it forever. One GET and one DEL: the per-job work stays in the
 -- fetch. Idempotent: sent again after a lost reply, it changes nothing.
 --
--- ARGV: 1 key prefix, 2 worker id, 3 fetch sequence number
+-- KEYS: 1 the worker's unconfirmed batch (`{ns:q}:unconfirmed:<worker>`; declared,
+--       so a cluster runs the script on the queue's master)
+-- ARGV: 1 fetch sequence number
 -- Returns: 1
-local pk = ARGV[1] .. 'unconfirmed:' .. ARGV[2]
+local pk = KEYS[1]
 local pend = redis.call('GET', pk)
-if pend and string.match(pend, '^%S+') == ARGV[3] then
+if pend and string.match(pend, '^%S+') == ARGV[1] then
   redis.call('DEL', pk)
 end
 return 1

@@ -95,6 +95,7 @@ if #waiting > 0 then redis.call('ZADD', KEYS[1], unpack(waiting)) end
 if #delayed > 0 then redis.call('ZADD', KEYS[2], unpack(delayed)) end
 if runnable and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('DEL', KEYS[5])
-  redis.call('PUBLISH', ARGV[3], queue)
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[3]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[3], queue)
 end
 return out

@@ -38,5 +38,6 @@ elseif ARGV[2] ~= 'keep' then
 end
 redis.call('HSET', KEYS[1], 'set_by', ARGV[3], 'set_at', now_s)
 redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[6], ARGV[5])
+-- A channel that starts with '{' is the queue's shard channel (on a cluster).
+redis.call(string.byte(ARGV[6]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[6], ARGV[5])
 return 1

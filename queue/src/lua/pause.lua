@@ -14,7 +14,8 @@ else
   changed = redis.call('DEL', KEYS[1])
   kind = 'queue:resumed'
   -- Wake every worker: they went to sleep on the paused queue.
-  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[4]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[4], ARGV[3])
 end
 if changed == 1 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',

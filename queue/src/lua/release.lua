@@ -32,6 +32,7 @@ for i = 5, #ARGV, 2 do
 end
 if back > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('DEL', KEYS[4])
-  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[4]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[4], ARGV[3])
 end
 return back

@@ -30,6 +30,7 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
   'progress', 0, 'message', ARGV[7], 'data', '{"state":"waiting","from":"' .. state .. '"}', 'ts', now)
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('DEL', KEYS[5])
-  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[4]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[4], ARGV[3])
 end
 return {1, state}

@@ -86,6 +86,7 @@ if failed > 0 then redis.call('HINCRBY', sk, 'failed', failed) end
 redis.call('EXPIRE', sk, ARGV[6])
 if back > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('DEL', KEYS[6])
-  redis.call('PUBLISH', ARGV[5], queue)
+  -- A channel that starts with '{' is the queue's shard channel (on a cluster).
+  redis.call(string.byte(ARGV[5]) == 123 and 'SPUBLISH' or 'PUBLISH', ARGV[5], queue)
 end
 return {back, failed}

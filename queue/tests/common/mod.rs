@@ -86,9 +86,9 @@ pub fn ns_of(queue: &Queue) -> String {
         .to_owned()
 }
 
-/// A fresh queue on the machine's shared Redis.
-pub fn shared_queue() -> (Redis, Queue) {
-    queue_on(&drover_tests::shared_redis_url(), fast_defaults())
+/// A fresh queue on the machine's shared Redis, or on the process's shared cluster.
+pub fn shared_queue(target: drover_tests::TestTarget) -> (Redis, Queue) {
+    queue_on(&drover_tests::url_of(target), fast_defaults())
 }
 
 /// Defaults with short backoffs, so retries happen within a test.

@@ -1,0 +1,426 @@
+//! A Redis Cluster of a test's own: three masters, each with one replica.
+//!
+//! Six `redis-server --cluster-enabled yes` on free loopback ports, each with its
+//! own directory, joined with `redis-cli --cluster create`, and stopped (SIGKILL, by
+//! pid) when dropped. Tests read the cluster's state through `redis-cli`, as an
+//! operator would, so nothing here depends on the client under test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a master may be unreachable before its replica takes over. Short, so a
+/// failover test is quick; long enough that a loaded CI machine does not fail a
+/// master over by mistake.
+const NODE_TIMEOUT_MS: u32 = 2000;
+
+/// One node of the cluster.
+#[derive(Debug)]
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running cluster of three masters and three replicas.
+#[derive(Debug)]
+pub struct TestCluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+/// What `CLUSTER NODES` says of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: String,
+    pub port: u16,
+    pub master: bool,
+    /// Whether the node is marked failed (`fail` or `fail?`).
+    pub failed: bool,
+    /// The slot ranges it serves (masters only), inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl TestCluster {
+    /// Starts a cluster and waits until every slot is served and every replica has
+    /// caught up.
+    ///
+    /// # Panics
+    /// If `redis-server` or `redis-cli` is missing or the cluster does not form.
+    #[must_use]
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("drover-cluster-")
+            .tempdir()
+            .expect("create a temporary directory for the cluster");
+        for _attempt in 0..5 {
+            let mut nodes: Vec<Node> = (0..6)
+                .map(|i| Node {
+                    port: 0,
+                    dir: dir.path().join(format!("n{i}")),
+                    child: None,
+                })
+                .collect();
+            let mut ok = true;
+            for n in &mut nodes {
+                let _ = std::fs::remove_dir_all(&n.dir);
+                std::fs::create_dir_all(&n.dir).expect("create a node directory");
+                n.port = free_cluster_port();
+                n.child = Some(spawn_node(n.port, &n.dir));
+            }
+            for n in &mut nodes {
+                if !wait_ping(n) {
+                    ok = false;
+                }
+            }
+            if !ok {
+                // A port was taken between the check and the bind: try other ports.
+                for n in &mut nodes {
+                    n.kill();
+                }
+                continue;
+            }
+            let mut cluster = Self { nodes, _dir: dir };
+            cluster.create();
+            return cluster;
+        }
+        panic!("could not start six redis-server nodes on free ports");
+    }
+
+    fn create(&mut self) {
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("--cluster").arg("create");
+        for n in &self.nodes {
+            cmd.arg(format!("127.0.0.1:{}", n.port));
+        }
+        cmd.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}); install redis-tools"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.wait_healthy(Duration::from_secs(30));
+    }
+
+    /// Waits until every slot is served by a live master and every live replica is
+    /// in sync with its master.
+    ///
+    /// # Panics
+    /// If that does not happen within `timeout`.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.healthy() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster is not healthy after {timeout:?}: {:?}",
+                self.nodes_view()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let live: Vec<&Node> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+        let all_ok = live.iter().all(|n| {
+            cli(n.port, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))
+        });
+        if !all_ok {
+            return false;
+        }
+        let Some(view) = self.nodes_view() else {
+            return false;
+        };
+        let covered: u32 = view
+            .iter()
+            .filter(|n| n.master && !n.failed)
+            .flat_map(|n| &n.slots)
+            .map(|(a, b)| u32::from(b - a) + 1)
+            .sum();
+        covered == 16384
+            && live.iter().all(|n| {
+                cli(n.port, &["INFO", "replication"]).is_some_and(|i| {
+                    i.contains("role:master") || i.contains("master_link_status:up")
+                })
+            })
+    }
+
+    /// A cluster shared by every test of this process that only needs a namespace of
+    /// its own on a cluster (the suites that run on both targets). Started on first
+    /// use; a reaper (`sh`, reading a pipe from this process) kills its nodes and
+    /// deletes their files when this process exits, however it exits.
+    ///
+    /// # Panics
+    /// As [`TestCluster::start`].
+    pub fn shared() -> &'static TestCluster {
+        // The reaper is never waited for: it outlives this process by design.
+        static SHARED: OnceLock<(TestCluster, Mutex<Child>)> = OnceLock::new();
+        &SHARED
+            .get_or_init(|| {
+                let cluster = Self::start();
+                let pids: Vec<String> = cluster
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.child.as_ref().map(|c| c.id().to_string()))
+                    .collect();
+                let script = format!(
+                    "cat >/dev/null; kill -9 {} 2>/dev/null; rm -rf '{}'",
+                    pids.join(" "),
+                    cluster._dir.path().display()
+                );
+                let reaper = Command::new("sh")
+                    .args(["-c", &script])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start the cluster's reaper");
+                (cluster, Mutex::new(reaper))
+            })
+            .0
+    }
+
+    /// `redis+cluster://` naming every node, for Drover's `REDIS_URL`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The ports of every node, started or not.
+    #[must_use]
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// The cluster as a live node sees it (`CLUSTER NODES`).
+    #[must_use]
+    pub fn nodes_view(&self) -> Option<Vec<ClusterNode>> {
+        let text = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .find_map(|n| cli(n.port, &["CLUSTER", "NODES"]))?;
+        Some(text.lines().filter_map(parse_node_line).collect())
+    }
+
+    /// The port of the master serving `slot` now.
+    #[must_use]
+    pub fn master_of(&self, slot: u16) -> Option<u16> {
+        self.nodes_view()?
+            .into_iter()
+            .find(|n| {
+                n.master && !n.failed && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+            })
+            .map(|n| n.port)
+    }
+
+    /// The slot of `key`, as the cluster computes it (`CLUSTER KEYSLOT`).
+    ///
+    /// # Panics
+    /// If no node answers.
+    #[must_use]
+    pub fn keyslot(&self, key: &str) -> u16 {
+        let port = self.nodes[0].port;
+        cli(port, &["CLUSTER", "KEYSLOT", key])
+            .and_then(|s| s.trim().parse().ok())
+            .expect("CLUSTER KEYSLOT answers")
+    }
+
+    /// The process id of the node on `port`, while it runs.
+    #[must_use]
+    pub fn pid_of(&self, port: u16) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.child.as_ref().map(Child::id))
+    }
+
+    /// Kills the node on `port` with SIGKILL.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port) {
+            n.kill();
+        }
+    }
+
+    /// Moves `count` slots from the master on `from` to the master on `to` with
+    /// `redis-cli --cluster reshard`, keys and all, while the cluster serves.
+    /// `redis-cli` moves the lowest slots of `from` first.
+    ///
+    /// # Panics
+    /// If either is not a master or the move fails.
+    pub fn reshard(&self, from: u16, to: u16, count: u16) {
+        let view = self.nodes_view().expect("the cluster answers");
+        let id = |port: u16| {
+            view.iter()
+                .find(|n| n.port == port && n.master)
+                .map(|n| n.id.clone())
+                .unwrap_or_else(|| panic!("127.0.0.1:{port} is not a master"))
+        };
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster reshard");
+        assert!(
+            out.status.success(),
+            "reshard failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The CPU seconds (user + system) the node on `port` has used (`INFO cpu`).
+    #[must_use]
+    pub fn cpu_seconds(&self, port: u16) -> Option<f64> {
+        let info = cli(port, &["INFO", "cpu"])?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        };
+        Some(field("used_cpu_sys:")? + field("used_cpu_user:")?)
+    }
+}
+
+impl Node {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+}
+
+fn spawn_node(port: u16, dir: &Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+        // A replica whose link broke a while ago may still take over: a test cluster
+        // has no older data to protect.
+        .args(["--cluster-replica-validity-factor", "0"])
+        // The other queues keep running while one master fails over.
+        .args(["--cluster-require-full-coverage", "no"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run redis-server ({e}); install it"))
+}
+
+fn wait_ping(n: &mut Node) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(c) = n.child.as_mut()
+            && let Ok(Some(_)) = c.try_wait()
+        {
+            n.child = None;
+            return false;
+        }
+        if cli(n.port, &["PING"]).is_some_and(|s| s.trim() == "PONG") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
+        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One `redis-cli` command's output, or `None` if the node does not answer.
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
+}
+
+/// `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot>…`
+fn parse_node_line(line: &str) -> Option<ClusterNode> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 8 {
+        return None;
+    }
+    let port = f[1].split('@').next()?.rsplit(':').next()?.parse().ok()?;
+    let flags = f[2];
+    let slots = f[8..]
+        .iter()
+        .filter(|s| !s.starts_with('['))
+        .filter_map(|s| match s.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => s.parse().ok().map(|x| (x, x)),
+        })
+        .collect();
+    Some(ClusterNode {
+        id: f[0].to_owned(),
+        port,
+        master: flags.contains("master"),
+        failed: flags.contains("fail"),
+        slots,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_node_line;
+
+    #[test]
+    fn reads_a_line_of_cluster_nodes() {
+        let n = parse_node_line(
+            "07c3 127.0.0.1:30004@40004 myself,master - 0 0 1 connected 0-5460 7000 [93->-e7d1]",
+        )
+        .unwrap();
+        assert_eq!(n.port, 30004);
+        assert!(n.master && !n.failed);
+        assert_eq!(n.slots, vec![(0, 5460), (7000, 7000)]);
+        let r = parse_node_line("e7d1 127.0.0.1:30005@40005 slave,fail 07c3 0 0 1 disconnected")
+            .unwrap();
+        assert!(!r.master && r.failed && r.slots.is_empty());
+    }
+}
