@@ -7,13 +7,15 @@ mod common;
 use common::*;
 use drover_jobs::QueueName;
 use drover_queue::JobState;
+use drover_tests::each_target;
 use serde_json::json;
 
 const UNKNOWN: &str = "01JD4X8Q7W3K9N2M5P6R8T0V1Y";
 
+each_target! {
 #[tokio::test]
-async fn a_failed_job_is_retried_and_a_delayed_one_promoted() {
-    let api = TestApi::start().await;
+async fn a_failed_job_is_retried_and_a_delayed_one_promoted(target) {
+    let api = TestApi::on(target).await;
     let worker = TestWorker::start(&api, QueueName::Cleanup);
     let q = api.queue(QueueName::Cleanup);
 
@@ -92,10 +94,12 @@ async fn a_failed_job_is_retried_and_a_delayed_one_promoted() {
     }
     worker.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn an_active_job_cannot_be_deleted_a_finished_one_can() {
-    let api = TestApi::start().await;
+async fn an_active_job_cannot_be_deleted_a_finished_one_can(target) {
+    let api = TestApi::on(target).await;
     let worker = TestWorker::start(&api, QueueName::Cleanup);
     let q = api.queue(QueueName::Cleanup);
     let id = api.submit("cleanup", blocking_payload(), json!({})).await;
@@ -129,10 +133,12 @@ async fn an_active_job_cannot_be_deleted_a_finished_one_can() {
     assert_eq!(api.total_jobs().await, 0);
     worker.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn metrics_count_jobs_per_state_throughput_and_workers() {
-    let api = TestApi::start().await;
+async fn metrics_count_jobs_per_state_throughput_and_workers(target) {
+    let api = TestApi::on(target).await;
     let worker = TestWorker::start(&api, QueueName::Cleanup);
     let q = api.queue(QueueName::Cleanup);
     let a = api.submit("cleanup", ok_payload(), json!({})).await;
@@ -211,10 +217,12 @@ async fn metrics_count_jobs_per_state_throughput_and_workers() {
     assert_eq!(cleanup["links"]["jobs"], "/api/v1/queues/cleanup/jobs");
     worker.stop().await;
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn queues_pause_and_resume() {
-    let api = TestApi::start().await;
+async fn queues_pause_and_resume(target) {
+    let api = TestApi::on(target).await;
     let q = api.queue(QueueName::Export);
     let r = api
         .post("/api/v1/queues/export/pause", ADMIN, json!({}))
@@ -255,10 +263,12 @@ async fn queues_pause_and_resume() {
         .assert_error(404, "not_found");
     assert!(!api.queue(QueueName::Analysis).is_paused().await.unwrap());
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn clean_removes_finished_jobs_up_to_the_limit() {
-    let api = TestApi::start().await;
+async fn clean_removes_finished_jobs_up_to_the_limit(target) {
+    let api = TestApi::on(target).await;
     let worker = TestWorker::start(&api, QueueName::Cleanup);
     let q = api.queue(QueueName::Cleanup);
     let mut ids = Vec::new();
@@ -340,4 +350,5 @@ async fn clean_removes_finished_jobs_up_to_the_limit() {
     assert_eq!(r.body["removed"], 1);
     assert_eq!(api.total_jobs().await, 0);
     worker.stop().await;
+}
 }

@@ -6,11 +6,13 @@ mod common;
 use common::*;
 use drover_jobs::QueueName;
 use drover_queue::JobState;
+use drover_tests::each_target;
 use serde_json::{Value, json};
 
+each_target! {
 #[tokio::test]
-async fn a_submitted_job_reads_back_with_its_request_id_and_links() {
-    let api = TestApi::start().await;
+async fn a_submitted_job_reads_back_with_its_request_id_and_links(target) {
+    let api = TestApi::on(target).await;
     let r = Reply::of(
         api.req(
             reqwest::Method::POST,
@@ -78,10 +80,12 @@ async fn a_submitted_job_reads_back_with_its_request_id_and_links() {
         .unwrap();
     assert_eq!(stored.request_id.as_deref(), Some(rid.as_str()));
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn options_are_applied() {
-    let api = TestApi::start().await;
+async fn options_are_applied(target) {
+    let api = TestApi::on(target).await;
     let r = api
         .post(
             "/api/v1/queues/export/jobs",
@@ -120,10 +124,12 @@ async fn options_are_applied() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["state"], "delayed");
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn an_idempotency_key_returns_the_first_job() {
-    let api = TestApi::start().await;
+async fn an_idempotency_key_returns_the_first_job(target) {
+    let api = TestApi::on(target).await;
     let send = |key: &'static str| {
         api.req(
             reqwest::Method::POST,
@@ -183,10 +189,12 @@ async fn an_idempotency_key_returns_the_first_job() {
     assert_eq!(r.field(), "Idempotency-Key");
     assert_eq!(api.total_jobs().await, 1);
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn bad_submissions_are_refused_naming_the_field_and_change_nothing() {
-    let api = TestApi::builder()
+async fn bad_submissions_are_refused_naming_the_field_and_change_nothing(target) {
+    let api = TestApi::builder_on(target)
         .env("DROVER_API_BODY_LIMIT", "2048")
         .start()
         .await;
@@ -338,10 +346,12 @@ async fn bad_submissions_are_refused_naming_the_field_and_change_nothing() {
     api.submit("cleanup", json!({}), json!({})).await;
     assert_eq!(api.total_jobs().await, 1);
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn jobs_are_listed_page_by_page_with_a_cursor() {
-    let api = TestApi::start().await;
+async fn jobs_are_listed_page_by_page_with_a_cursor(target) {
+    let api = TestApi::on(target).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(api.submit("cleanup", json!({}), json!({})).await);
@@ -401,10 +411,12 @@ async fn jobs_are_listed_page_by_page_with_a_cursor() {
         .await
         .assert_error(404, "not_found");
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn unknown_jobs_are_404() {
-    let api = TestApi::start().await;
+async fn unknown_jobs_are_404(target) {
+    let api = TestApi::on(target).await;
     let id = api.submit("cleanup", json!({}), json!({})).await;
     for path in [
         "/api/v1/queues/cleanup/jobs/01JD4X8Q7W3K9N2M5P6R8T0V1Y".to_owned(),
@@ -418,15 +430,17 @@ async fn unknown_jobs_are_404() {
             .assert_error(404, "not_found");
     }
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn archived_jobs_are_read_from_the_database() {
+async fn archived_jobs_are_read_from_the_database(target) {
     use drover_entities::job_history;
     use sea_orm::{ActiveModelTrait, Set};
 
     for db in drover_tests::TestDb::all().await {
         let engine = db.engine();
-        let api = TestApi::builder().db(db).start().await;
+        let api = TestApi::builder_on(target).db(db).start().await;
         let t = chrono::Utc::now() - chrono::Duration::days(3);
         let row = job_history::ActiveModel {
             id: Set("01JARCHIVED0000000000000000".to_owned()),
@@ -469,4 +483,5 @@ async fn archived_jobs_are_read_from_the_database() {
         .await
         .assert_error(404, "not_found");
     }
+}
 }

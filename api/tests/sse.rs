@@ -4,6 +4,7 @@
 
 mod common;
 
+use drover_tests::each_target;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -39,9 +40,10 @@ async fn wait_event(
     .await;
 }
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jobs_progress_arrives_in_order_then_completed_and_the_stream_closes() {
-    let api = sse::start(&[]).await;
+async fn a_jobs_progress_arrives_in_order_then_completed_and_the_stream_closes(target) {
+    let api = sse::start_at(target, &[]).await;
     let q = QueueName::Analysis;
     let gate = StepGate::closed();
     let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
@@ -100,10 +102,12 @@ async fn a_jobs_progress_arrives_in_order_then_completed_and_the_stream_closes()
         .collect();
     assert_eq!(ids(&got), stored);
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing() {
-    let api = sse::start(&[]).await;
+async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(target) {
+    let api = sse::start_at(target, &[]).await;
     let q = QueueName::Export;
     let gate = StepGate::closed();
     let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
@@ -148,10 +152,12 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing() {
         .collect();
     assert_eq!(all, stored);
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_events_stream_filters_and_resumes_across_queues_with_a_cursor() {
-    let api = sse::start(&[]).await;
+async fn the_events_stream_filters_and_resumes_across_queues_with_a_cursor(target) {
+    let api = sse::start_at(target, &[]).await;
     let url = api.v1("/sse/events?queue=export,aggregation&type=job:progress,queue:paused");
     let mut a = Sse::open(&url, None).await;
     assert_eq!(a.status, 200);
@@ -249,12 +255,14 @@ async fn the_events_stream_filters_and_resumes_across_queues_with_a_cursor() {
     }
     assert_eq!(got.len(), wanted.len());
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_does_not_delay_another() {
+async fn a_client_that_stops_reading_does_not_delay_another(target) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let api = sse::start(&[("DROVER_SSE_CLIENT_BUFFER", "64")]).await;
+    let api = sse::start_at(target, &[("DROVER_SSE_CLIENT_BUFFER", "64")]).await;
     let q = api.queue(QueueName::Export).clone();
     // The stalled client: a tiny receive buffer, and it never reads past the head.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
@@ -348,10 +356,12 @@ async fn a_client_that_stops_reading_does_not_delay_another() {
     // Its notice says where to resume: after the last event it was given.
     assert_eq!(last.id, events[events.len() - 2].id);
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_job_gets_its_final_state_and_then_204() {
-    let api = sse::start(&[]).await;
+async fn a_finished_job_gets_its_final_state_and_then_204(target) {
+    let api = sse::start_at(target, &[]).await;
     let q = QueueName::Cleanup;
     let gate = StepGate::open();
     let _w = worker(&api.redis, &api.namespace, api.queue(q), &gate);
@@ -384,10 +394,12 @@ async fn a_finished_job_gets_its_final_state_and_then_204() {
     let expected: Vec<String> = stored[2..].iter().map(|e| e.id.clone()).collect();
     assert_eq!(rest, expected);
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_test_event_works_in_dev_and_is_404_in_prod() {
-    let dev = sse::start(&[]).await;
+async fn the_test_event_works_in_dev_and_is_404_in_prod(target) {
+    let dev = sse::start_at(target, &[]).await;
     let mut s = Sse::open(&dev.v1("/sse/events?queue=analysis"), None).await;
     let r = client()
         .post(dev.v1("/sse/test-event"))
@@ -405,7 +417,7 @@ async fn the_test_event_works_in_dev_and_is_404_in_prod() {
     assert_eq!(e.data["rows_done"], 1);
     assert!(e.job_id.starts_with("test-"));
 
-    let prod = sse::start(&[("DROVER_ENV", "prod")]).await;
+    let prod = sse::start_at(target, &[("DROVER_ENV", "prod")]).await;
     let r = client()
         .post(prod.v1("/sse/test-event"))
         .json(&json!({}))
@@ -423,11 +435,13 @@ async fn the_test_event_works_in_dev_and_is_404_in_prod() {
             .is_empty()
     );
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_counts_clients_and_shows_each_relay_caught_up() {
+async fn status_counts_clients_and_shows_each_relay_caught_up(target) {
     // A closed connection is noticed when the next write fails: keep-alives bound that.
-    let api = sse::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "200")]).await;
+    let api = sse::start_at(target, &[("DROVER_SSE_KEEP_ALIVE_MS", "200")]).await;
     let q = api.queue(QueueName::Export).clone();
     let gate = StepGate::closed();
     let _w = worker(&api.redis, &api.namespace, &q, &gate);
@@ -467,20 +481,24 @@ async fn status_counts_clients_and_shows_each_relay_caught_up() {
     .await;
     gate.release();
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_alive_comments_flow_on_an_idle_stream() {
-    let api = sse::start(&[("DROVER_SSE_KEEP_ALIVE_MS", "100")]).await;
+async fn keep_alive_comments_flow_on_an_idle_stream(target) {
+    let api = sse::start_at(target, &[("DROVER_SSE_KEEP_ALIVE_MS", "100")]).await;
     let mut s = Sse::open(&api.v1("/sse/events"), None).await;
     for _ in 0..3 {
         let m = s.next_any().await.unwrap();
         assert!(m.comment, "{m:?}");
     }
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_get_the_error_envelope() {
-    let api = sse::start(&[]).await;
+async fn bad_requests_get_the_error_envelope(target) {
+    let api = sse::start_at(target, &[]).await;
     let c = client();
     for (url, header, status) in [
         (api.v1("/sse/events?queue=nope"), None, 400),
@@ -497,6 +515,7 @@ async fn bad_requests_get_the_error_envelope() {
         let body: serde_json::Value = r.json().await.unwrap();
         assert!(body["error"]["message"].is_string(), "{body}");
     }
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,9 +598,10 @@ async fn two_api_processes_both_deliver_every_event_of_a_job() {
     }
 }
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openapi_document_describes_the_event_routes() {
-    let api = sse::start(&[]).await;
+async fn the_openapi_document_describes_the_event_routes(target) {
+    let api = sse::start_at(target, &[]).await;
     let spec: serde_json::Value = client()
         .get(format!("http://{}/openapi.json", api.addr))
         .send()
@@ -617,6 +637,7 @@ async fn the_openapi_document_describes_the_event_routes() {
     }
     assert!(spec["components"]["schemas"]["Event"]["properties"]["type"].is_object());
 }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_event_streams_at_once() {
@@ -637,9 +658,10 @@ async fn shutdown_ends_event_streams_at_once() {
     assert!(s.next().await.is_none(), "the stream ended");
 }
 
+each_target! {
 #[tokio::test]
-async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
-    let api = sse::start(&[]).await;
+async fn event_streams_need_a_key_and_the_relay_status_an_admin_key(target) {
+    let api = sse::start_at(target, &[]).await;
     let anonymous = reqwest::Client::new();
     for path in ["/sse/events", "/jobs/01JNOSUCHJOB/events", "/sse/status"] {
         let r = anonymous.get(api.v1(path)).send().await.unwrap();
@@ -692,13 +714,15 @@ async fn event_streams_need_a_key_and_the_relay_status_an_admin_key() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
 }
+}
 
 // ---- hardening: per-key caps, gaps, bounded replays, test events ---------------------
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_key_cannot_hold_more_streams_than_its_cap() {
+async fn one_key_cannot_hold_more_streams_than_its_cap(target) {
     // A closed connection is noticed at the next write: keep-alives come often here.
-    let api = sse::start(&[
+    let api = sse::start_at(target, &[
         ("DROVER_SSE_MAX_STREAMS_PER_KEY", "2"),
         ("DROVER_SSE_KEEP_ALIVE_MS", "100"),
     ])
@@ -746,6 +770,7 @@ async fn one_key_cannot_hold_more_streams_than_its_cap() {
     })
     .await;
 }
+}
 
 /// Trims queue `q`'s stream to its last `keep` entries, as `MAXLEN` would.
 async fn trim(api: &TestApi, q: QueueName, keep: usize) {
@@ -761,9 +786,10 @@ async fn trim(api: &TestApi, q: QueueName, keep: usize) {
         .unwrap();
 }
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resume_from_before_the_trimmed_history_gets_a_gap_first() {
-    let api = sse::start(&[]).await;
+async fn a_resume_from_before_the_trimmed_history_gets_a_gap_first(target) {
+    let api = sse::start_at(target, &[]).await;
     let q = QueueName::Export;
     let queue = api.queue(q).clone();
     let publish = |n: u64| {
@@ -839,10 +865,12 @@ async fn a_resume_from_before_the_trimmed_history_gets_a_gap_first() {
     let m = s.next().await.unwrap();
     assert_eq!(m.parsed().id, last);
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_replay_of_a_finished_job_is_bounded() {
-    let api = sse::start(&[("DROVER_SSE_REPLAY_MAX", "3")]).await;
+async fn the_replay_of_a_finished_job_is_bounded(target) {
+    let api = sse::start_at(target, &[("DROVER_SSE_REPLAY_MAX", "3")]).await;
     let q = QueueName::Cleanup;
     let id = enqueue(api.queue(q), 1).await;
     // Many progress events (a worker's own are throttled), then the job runs.
@@ -893,10 +921,12 @@ async fn the_replay_of_a_finished_job_is_bounded() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|m| m.event.starts_with("job:")));
 }
+}
 
+each_target! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_test_event_cannot_carry_a_real_jobs_identity() {
-    let api = sse::start(&[]).await;
+async fn a_test_event_cannot_carry_a_real_jobs_identity(target) {
+    let api = sse::start_at(target, &[]).await;
     let q = QueueName::Export;
     let id = enqueue(api.queue(q), 1).await;
     for job_id in [id.as_str(), "01JNOSUCHJOB", "x"] {
@@ -933,4 +963,5 @@ async fn a_test_event_cannot_carry_a_real_jobs_identity() {
     assert_eq!(r.status(), 201);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["job_id"], "test-mine");
+}
 }

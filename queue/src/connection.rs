@@ -224,6 +224,10 @@ struct Inner {
     clients: Clients,
     general: Vec<Lane>,
     control: Lane,
+    /// For the calls that `WAIT` for replicas: a `WAIT` blocks its connection on the
+    /// server until the replicas answer (up to the wait timeout), so it must not hold
+    /// up lease renewals or reads on the other lanes.
+    durable: Vec<Lane>,
     config: RedisConfig,
 }
 
@@ -311,6 +315,24 @@ impl Inner {
     }
 }
 
+/// The lane with the fewest calls in flight (the first of them, so an idle process
+/// uses one connection).
+fn least_busy(lanes: &[Lane]) -> &Lane {
+    let mut best = &lanes[0];
+    let mut least = usize::MAX;
+    for lane in lanes {
+        let n = lane.in_flight.load(Ordering::Relaxed);
+        if n == 0 {
+            return lane;
+        }
+        if n < least {
+            least = n;
+            best = lane;
+        }
+    }
+    best
+}
+
 /// A cluster client builder for `nodes` with the configured timeouts.
 fn cluster_builder(nodes: &[ConnectionInfo], config: &RedisConfig) -> ClusterClientBuilder {
     ClusterClientBuilder::new(nodes.to_vec())
@@ -360,14 +382,23 @@ impl Redis {
                 }
             }
         };
-        let general = (0..config.pool_size.max(1))
-            .map(|_| Lane::default())
-            .collect();
+        let lanes = || {
+            (0..config.pool_size.max(1))
+                .map(|_| Lane::default())
+                .collect()
+        };
+        let general = lanes();
+        let durable = if config.wait_replicas > 0 {
+            lanes()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 clients,
                 general,
                 control: Lane::default(),
+                durable,
                 config,
             }),
         })
@@ -390,21 +421,7 @@ impl Redis {
     fn lane(&self, traffic: Traffic) -> &Lane {
         match traffic {
             Traffic::Control => &self.inner.control,
-            Traffic::General => {
-                let mut best = &self.inner.general[0];
-                let mut least = usize::MAX;
-                for lane in &self.inner.general {
-                    let n = lane.in_flight.load(Ordering::Relaxed);
-                    if n == 0 {
-                        return lane;
-                    }
-                    if n < least {
-                        least = n;
-                        best = lane;
-                    }
-                }
-                best
-            }
+            Traffic::General => least_busy(&self.inner.general),
         }
     }
 
@@ -433,14 +450,22 @@ impl Redis {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let lane = self.lane(traffic);
+        self.run_on(self.lane(traffic), f).await
+    }
+
+    async fn run_on<T, F, Fut>(&self, lane: &Lane, f: F) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         lane.in_flight.fetch_add(1, Ordering::Relaxed);
         let _guard = InFlight(lane);
         let conn = lane.get(&self.inner).await?;
         match f(conn).await {
             Ok(v) => Ok(v),
             Err(err) => {
-                if err.is_unavailable() {
+                // Too few replicas is no fault of the connection: keep it.
+                if err.is_unavailable() && !matches!(err, QueueError::NotReplicated { .. }) {
                     lane.reset();
                 }
                 Err(err)
@@ -515,10 +540,11 @@ impl Redis {
     }
 
     /// Runs a script whose writes must survive a failover, on the lanes for `traffic`:
-    /// with [`RedisConfig::wait_replicas`] set, `WAIT` follows it on the same
-    /// connection to the master of `slot` (the slot of the script's keys), and too few
-    /// confirmations are [`QueueError::NotReplicated`]. The script's writes stand
-    /// either way; what the caller learns is whether they are safe.
+    /// with [`RedisConfig::wait_replicas`] set, on a lane of its own kind instead,
+    /// where `WAIT` follows it on the same connection to the master of `slot` (the
+    /// slot of the script's keys), and too few confirmations are
+    /// [`QueueError::NotReplicated`]. The script's writes stand either way; what the
+    /// caller learns is whether they are safe.
     pub async fn invoke_durable<T: FromRedisValue>(
         &self,
         traffic: Traffic,
@@ -530,7 +556,7 @@ impl Redis {
             return self.invoke_on(traffic, inv).await;
         }
         let timeout = self.inner.config.wait_timeout;
-        self.run(traffic, |mut c| async move {
+        self.run_on(least_busy(&self.inner.durable), |mut c| async move {
             let v = inv.invoke_async::<T>(&mut c).await?;
             let mut wait = redis::cmd("WAIT");
             wait.arg(wanted).arg(timeout.as_millis() as u64);

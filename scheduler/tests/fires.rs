@@ -3,6 +3,7 @@
 //! across a Redis outage, and the overlap policy.
 #![allow(clippy::unwrap_used)] // Tests fail by panicking.
 
+use drover_tests::each_target;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Timelike, Utc};
@@ -175,9 +176,10 @@ async fn wait_until(t: DateTime<Utc>) {
     .await;
 }
 
+each_target! {
 #[tokio::test]
-async fn three_replicas_make_one_job_per_second_and_survive_a_kill_9_of_the_leader() {
-    let env = setup(drover_tests::shared_redis_url()).await;
+async fn three_replicas_make_one_job_per_second_and_survive_a_kill_9_of_the_leader(target) {
+    let env = setup(drover_tests::url_of(target)).await;
     env.schedule("every-second", "* * * * * *", "all", "allow")
         .await;
     // A short grace: the fires of the failover gap count as missed, and `all` replays them.
@@ -247,10 +249,12 @@ async fn three_replicas_make_one_job_per_second_and_survive_a_kill_9_of_the_lead
     );
     assert!(fires.iter().any(|f| f.scheduled_at > killed_at));
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn after_downtime_across_three_fires_skip_runs_none_once_one_all_three() {
-    let env = setup(drover_tests::shared_redis_url()).await;
+async fn after_downtime_across_three_fires_skip_runs_none_once_one_all_three(target) {
+    let env = setup(drover_tests::url_of(target)).await;
     let times = seconds_ahead(2, 3).await;
     let cron = at_seconds(&times);
     for (name, policy) in [("p-skip", "skip"), ("p-once", "once"), ("p-all", "all")] {
@@ -283,6 +287,7 @@ async fn after_downtime_across_three_fires_skip_runs_none_once_one_all_three() {
     assert_eq!(enqueued(&env.fires("p-once").await), [times[2]]);
     assert_eq!(enqueued(&env.fires("p-all").await), times);
     assert_eq!(env.jobs().await, 4);
+}
 }
 
 #[tokio::test]
@@ -323,9 +328,10 @@ async fn a_fire_during_a_redis_outage_runs_once_when_redis_returns() {
     assert_eq!(env.jobs().await, 2);
 }
 
+each_target! {
 #[tokio::test]
-async fn overlap_skip_records_a_fire_as_skipped_while_the_previous_job_is_unfinished() {
-    let env = setup(drover_tests::shared_redis_url()).await;
+async fn overlap_skip_records_a_fire_as_skipped_while_the_previous_job_is_unfinished(target) {
+    let env = setup(drover_tests::url_of(target)).await;
     env.schedule("no-overlap", "* * * * * *", "skip", "skip")
         .await;
     let mut p = env.start(60_000);
@@ -348,6 +354,7 @@ async fn overlap_skip_records_a_fire_as_skipped_while_the_previous_job_is_unfini
     }
     assert_eq!(env.jobs().await, 1);
 }
+}
 
 /// The sum of the series `name` whose labels include `label`, in a Prometheus scrape.
 fn series(text: &str, name: &str, label: &str) -> Option<f64> {
@@ -365,9 +372,10 @@ fn series(text: &str, name: &str, label: &str) -> Option<f64> {
     found
 }
 
+each_target! {
 #[tokio::test]
-async fn the_metrics_count_the_fires_their_lateness_and_the_leader() {
-    let env = setup(drover_tests::shared_redis_url()).await;
+async fn the_metrics_count_the_fires_their_lateness_and_the_leader(target) {
+    let env = setup(drover_tests::url_of(target)).await;
     let addr = drover_tests::free_addr();
     let times = seconds_ahead(2, 3).await;
     env.schedule("metered", &at_seconds(&times), "all", "allow")
@@ -414,10 +422,12 @@ async fn the_metrics_count_the_fires_their_lateness_and_the_leader() {
     p.terminate(Duration::from_secs(10));
     assert_eq!(env.jobs().await, 3);
 }
+}
 
+each_target! {
 #[tokio::test]
-async fn sigterm_to_the_leader_hands_over_at_once_and_the_next_fire_is_on_time() {
-    let env = setup(drover_tests::shared_redis_url()).await;
+async fn sigterm_to_the_leader_hands_over_at_once_and_the_next_fire_is_on_time(target) {
+    let env = setup(drover_tests::url_of(target)).await;
     env.schedule("handover", "* * * * * *", "all", "allow")
         .await;
     // A 20 s lease: a takeover that waited for the lease to expire would miss many
@@ -478,4 +488,5 @@ async fn sigterm_to_the_leader_hands_over_at_once_and_the_next_fire_is_on_time()
         );
         assert_eq!(pair[1].status, "enqueued", "{:?}", pair[1]);
     }
+}
 }

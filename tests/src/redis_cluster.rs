@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a master may be unreachable before its replica takes over. Short, so a
@@ -27,7 +27,10 @@ struct Node {
 #[derive(Debug)]
 pub struct TestCluster {
     nodes: Vec<Node>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    /// Kills the nodes if this process dies before dropping the cluster (see
+    /// [`TestCluster::start`]).
+    reaper: Option<Child>,
 }
 
 /// What `CLUSTER NODES` says of one node.
@@ -45,6 +48,10 @@ pub struct ClusterNode {
 impl TestCluster {
     /// Starts a cluster and waits until every slot is served and every replica has
     /// caught up.
+    ///
+    /// A reaper (`sh`, reading a pipe from this process) kills the nodes and deletes
+    /// their files when this process exits, however it exits: a test killed by its
+    /// runner leaves no server behind.
     ///
     /// # Panics
     /// If `redis-server` or `redis-cli` is missing or the cluster does not form.
@@ -81,7 +88,12 @@ impl TestCluster {
                 }
                 continue;
             }
-            let mut cluster = Self { nodes, _dir: dir };
+            let reaper = spawn_reaper(&nodes, dir.path());
+            let mut cluster = Self {
+                nodes,
+                dir,
+                reaper: Some(reaper),
+            };
             cluster.create();
             return cluster;
         }
@@ -154,37 +166,13 @@ impl TestCluster {
 
     /// A cluster shared by every test of this process that only needs a namespace of
     /// its own on a cluster (the suites that run on both targets). Started on first
-    /// use; a reaper (`sh`, reading a pipe from this process) kills its nodes and
-    /// deletes their files when this process exits, however it exits.
+    /// use and never dropped: its reaper stops it when this process exits.
     ///
     /// # Panics
     /// As [`TestCluster::start`].
     pub fn shared() -> &'static TestCluster {
-        // The reaper is never waited for: it outlives this process by design.
-        static SHARED: OnceLock<(TestCluster, Mutex<Child>)> = OnceLock::new();
-        &SHARED
-            .get_or_init(|| {
-                let cluster = Self::start();
-                let pids: Vec<String> = cluster
-                    .nodes
-                    .iter()
-                    .filter_map(|n| n.child.as_ref().map(|c| c.id().to_string()))
-                    .collect();
-                let script = format!(
-                    "cat >/dev/null; kill -9 {} 2>/dev/null; rm -rf '{}'",
-                    pids.join(" "),
-                    cluster._dir.path().display()
-                );
-                let reaper = Command::new("sh")
-                    .args(["-c", &script])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start the cluster's reaper");
-                (cluster, Mutex::new(reaper))
-            })
-            .0
+        static SHARED: OnceLock<TestCluster> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
     }
 
     /// `redis+cluster://` naming every node, for Drover's `REDIS_URL`.
@@ -254,13 +242,60 @@ impl TestCluster {
         }
     }
 
-    /// Moves `count` slots from the master on `from` to the master on `to` with
-    /// `redis-cli --cluster reshard`, keys and all, while the cluster serves.
-    /// `redis-cli` moves the lowest slots of `from` first.
+    /// Adds a new, empty node as a replica of the master on `master`, as an operator
+    /// replaces a failed node, and waits until it is in sync. Returns its port.
+    ///
+    /// (Restarting a failed master without persistence would be worse: until it
+    /// learns it was replaced, it answers as the master of its old slots, empty.)
     ///
     /// # Panics
-    /// If either is not a master or the move fails.
-    pub fn reshard(&self, from: u16, to: u16, count: u16) {
+    /// If `master` is not a master or the node does not join.
+    pub fn add_replica(&mut self, master: u16) -> u16 {
+        let id = self
+            .nodes_view()
+            .and_then(|v| v.into_iter().find(|n| n.port == master && n.master))
+            .map(|n| n.id)
+            .unwrap_or_else(|| panic!("127.0.0.1:{master} is not a master"));
+        let mut node = Node {
+            port: free_cluster_port(),
+            dir: self.dir.path().join(format!("n{}", self.nodes.len())),
+            child: None,
+        };
+        std::fs::create_dir_all(&node.dir).expect("create a node directory");
+        node.child = Some(spawn_node(node.port, &node.dir));
+        assert!(wait_ping(&mut node), "the new node did not start");
+        let port = node.port;
+        self.nodes.push(node);
+        if let Some(r) = self.reaper.as_mut() {
+            // The reaper kills by the ports it was given: replace it. Killed, not
+            // let go: let go, it would kill the cluster.
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+        self.reaper = Some(spawn_reaper(&self.nodes, self.dir.path()));
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "add-node", &format!("127.0.0.1:{port}")])
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", &id])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster add-node");
+        assert!(
+            out.status.success(),
+            "add-node failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        port
+    }
+
+    /// The `redis-cli --cluster reshard` that moves `count` slots from the master on
+    /// `from` to the master on `to`, keys and all, while the cluster serves.
+    /// `redis-cli` moves the lowest slots of `from` first. Run it where it may block.
+    ///
+    /// # Panics
+    /// If either is not a master.
+    #[must_use]
+    pub fn reshard_command(&self, from: u16, to: u16, count: u16) -> Command {
         let view = self.nodes_view().expect("the cluster answers");
         let id = |port: u16| {
             view.iter()
@@ -268,19 +303,12 @@ impl TestCluster {
                 .map(|n| n.id.clone())
                 .unwrap_or_else(|| panic!("127.0.0.1:{port} is not a master"))
         };
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
             .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
             .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli --cluster reshard");
-        assert!(
-            out.status.success(),
-            "reshard failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .stdin(Stdio::null());
+        cmd
     }
 
     /// The CPU seconds (user + system) the node on `port` has used (`INFO cpu`).
@@ -309,7 +337,34 @@ impl Drop for TestCluster {
         for n in &mut self.nodes {
             n.kill();
         }
+        if let Some(mut r) = self.reaper.take() {
+            // Closing its stdin lets it finish; it has nothing left to kill.
+            drop(r.stdin.take());
+            let _ = r.wait();
+        }
     }
+}
+
+/// The reaper of a cluster: waits for its stdin to close (this process ended or
+/// dropped the cluster), then kills every node by port (a restarted node has a new
+/// pid) and deletes the cluster's directory.
+fn spawn_reaper(nodes: &[Node], dir: &Path) -> Child {
+    let kills: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("pkill -9 -f 'redis-server 127.0.0.1:{} '", n.port))
+        .collect();
+    let script = format!(
+        "cat >/dev/null; {}; rm -rf '{}'",
+        kills.join("; "),
+        dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the cluster's reaper")
 }
 
 fn spawn_node(port: u16, dir: &Path) -> Child {

@@ -187,6 +187,20 @@ impl TestApi {
         Self::builder().start().await
     }
 
+    /// An API on `target`'s Redis (see `drover_tests::each_target!`) and a fresh
+    /// SQLite database.
+    pub async fn on(target: drover_tests::TestTarget) -> Self {
+        Self::builder_on(target).start().await
+    }
+
+    /// A builder for an API on `target`'s Redis.
+    pub fn builder_on(target: drover_tests::TestTarget) -> Builder {
+        Builder {
+            redis_url: drover_tests::url_of(target),
+            ..Self::builder()
+        }
+    }
+
     pub fn builder() -> Builder {
         Builder {
             db: None,

@@ -45,6 +45,14 @@ pub async fn start(extra: &[(&str, &str)]) -> TestApi {
     builder(extra).start().await
 }
 
+/// Like [`start`], on `target`'s Redis (see `drover_tests::each_target!`).
+pub async fn start_at(target: drover_tests::TestTarget, extra: &[(&str, &str)]) -> TestApi {
+    builder(extra)
+        .redis(drover_tests::url_of(target))
+        .start()
+        .await
+}
+
 /// Like [`start`], on `redis_url` and in namespace `ns` (two APIs may share one).
 pub async fn start_on(redis_url: &str, ns: &str, extra: &[(&str, &str)]) -> TestApi {
     builder(extra)

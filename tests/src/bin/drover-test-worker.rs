@@ -8,6 +8,8 @@
 //! It stops gracefully on SIGTERM or Ctrl-C, the way `drover-worker` does: it stops
 //! leasing, lets running jobs finish for up to `shutdown-ms` (30 s if not given), and
 //! hands the rest back to the queue. Tests also kill it with SIGKILL.
+//! `DROVER_REDIS_WAIT_REPLICAS`, when set, is the replicas each acknowledgement waits
+//! for, as in `drover-worker`.
 
 use std::time::Duration;
 
@@ -67,7 +69,14 @@ async fn main() {
         .parse()
         .expect("rescue interval is a number");
 
-    let redis = Redis::new(RedisConfig::new(url)).expect("redis config");
+    let wait_replicas = std::env::var("DROVER_REDIS_WAIT_REPLICAS")
+        .map_or(Ok(0), |v| v.parse())
+        .expect("DROVER_REDIS_WAIT_REPLICAS is a number");
+    let redis = Redis::new(RedisConfig {
+        wait_replicas,
+        ..RedisConfig::new(url)
+    })
+    .expect("redis config");
     let queue = Queue::new(redis.clone(), &ns, &queue, QueueDefaults::default()).expect("queue");
     let hub = WakeHub::start(redis, &ns);
     let opts = WorkerOptions {
