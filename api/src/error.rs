@@ -224,6 +224,14 @@ impl ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
+            QueueError::NotReplicated { wanted, acked } => {
+                tracing::warn!(wanted, acked, "redis replicas did not confirm a write");
+                ApiError::unavailable(format!(
+                    "the write reached Redis, but only {acked} of {wanted} replicas confirmed \
+                     it in time, so it might not survive a failover; retry (with the same \
+                     Idempotency-Key, so it is not created twice)"
+                ))
+            }
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "redis unavailable");
                 ApiError::unavailable("the queue store (Redis) cannot be reached; retry shortly")

@@ -485,3 +485,33 @@ async fn archived_jobs_are_read_from_the_database(target) {
     }
 }
 }
+
+#[tokio::test]
+async fn a_submission_too_few_replicas_confirmed_is_a_503_not_a_success() {
+    // The machine's Redis has no replica, so `WAIT 1` is never met.
+    let api = TestApi::builder()
+        .env("DROVER_REDIS_WAIT_REPLICAS", "1")
+        .env("DROVER_REDIS_WAIT_TIMEOUT_MS", "50")
+        .start()
+        .await;
+    let r = Reply::of(
+        api.req(
+            reqwest::Method::POST,
+            "/api/v1/queues/cleanup/jobs",
+            SUBMITTER,
+        )
+        .header("Idempotency-Key", "wait-1")
+        .json(&json!({ "payload": { "dry_run": true } }))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    r.assert_error(503, "unavailable");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("0 of 1 replicas"), "{message}");
+    assert!(
+        r.header("retry-after").is_some(),
+        "a 503 says when to retry"
+    );
+}

@@ -4,5 +4,6 @@ pub mod analysis;
 pub mod export;
 pub mod queue;
 pub mod retention;
+pub mod shards;
 pub mod support;
 pub mod ui;

@@ -74,11 +74,15 @@ pub struct QueueBench {
     /// Redis to run against (default: REDIS_URL, or redis://127.0.0.1:6379).
     #[arg(long, env = "REDIS_URL", default_value = drover_jobs::config::DEFAULT_REDIS_URL)]
     pub redis_url: String,
+    /// Run the drain on this many queues at once instead (and, on a Redis Cluster,
+    /// report each master's CPU per job): see `bench/shards.rs`.
+    #[arg(long, default_value_t = 1)]
+    pub queues: usize,
 }
 
 /// The payload of benchmark jobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BenchJob {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct BenchJob {
     /// Fail this many attempts before succeeding.
     #[serde(default)]
     fail: u32,
@@ -90,10 +94,20 @@ struct BenchJob {
 
 /// What the handler shares with the benchmark.
 #[derive(Clone)]
-struct Probe {
+pub(crate) struct Probe {
     clock: Instant,
     latencies_us: Arc<Mutex<Vec<u64>>>,
     done: Arc<AtomicU64>,
+}
+
+impl Probe {
+    pub(crate) fn new() -> Self {
+        Self {
+            clock: Instant::now(),
+            latencies_us: Arc::default(),
+            done: Arc::default(),
+        }
+    }
 }
 
 async fn handle(job: BenchJob, ctx: JobContext, probe: Data<Probe>) -> Result<(), JobError> {
@@ -136,12 +150,17 @@ struct Report {
     limited_ratio: Option<f64>,
 }
 
-struct RunningWorker {
+pub(crate) struct RunningWorker {
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<Result<(), WorkerError>>,
 }
 
-fn start_worker(queue: &Queue, hub: &WakeHub, opts: WorkerOptions, probe: Probe) -> RunningWorker {
+pub(crate) fn start_worker(
+    queue: &Queue,
+    hub: &WakeHub,
+    opts: WorkerOptions,
+    probe: Probe,
+) -> RunningWorker {
     let backend = DroverBackend::<BenchJob>::new(queue.clone(), hub.clone(), opts.clone());
     let worker = WorkerBuilder::new(backend.worker_id().to_owned())
         .backend(backend)
@@ -161,7 +180,7 @@ fn start_worker(queue: &Queue, hub: &WakeHub, opts: WorkerOptions, probe: Probe)
 }
 
 impl RunningWorker {
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.handle
             .await
@@ -172,7 +191,7 @@ impl RunningWorker {
 }
 
 /// Waits until `queue` has `n` completed jobs.
-async fn wait_completed(queue: &Queue, n: u64, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_completed(queue: &Queue, n: u64, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let o = queue.overview().await?;
@@ -199,6 +218,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: QueueBench) -> anyhow::Result<()> {
+    if args.queues > 1 {
+        return super::shards::run(args).await;
+    }
     let redis = Redis::new(RedisConfig::new(args.redis_url.clone()))?;
     redis
         .ping()
@@ -221,11 +243,7 @@ pub async fn run(args: QueueBench) -> anyhow::Result<()> {
         fetch_coalesce: Duration::from_millis(args.fetch_coalesce_ms),
         ..WorkerOptions::with_concurrency(args.concurrency)
     };
-    let probe = Probe {
-        clock: Instant::now(),
-        latencies_us: Arc::default(),
-        done: Arc::default(),
-    };
+    let probe = Probe::new();
     let payload = serde_json::to_string(&BenchJob {
         fail: 0,
         sent_ns: 0,
