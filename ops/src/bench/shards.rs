@@ -174,7 +174,7 @@ async fn masters(redis: &Redis, url: &str) -> anyhow::Result<Vec<Master>> {
         }]);
     }
     let text: String = redis
-        .query(&redis::cmd("CLUSTER").arg("NODES"))
+        .query(redis::cmd("CLUSTER").arg("NODES"))
         .await
         .context("CLUSTER NODES")?;
     let auth = url
