@@ -39,6 +39,8 @@ pub struct ClusterNode {
     pub id: String,
     pub port: u16,
     pub master: bool,
+    /// The id of the master a replica follows.
+    pub master_id: Option<String>,
     /// Whether the node is marked failed (`fail` or `fail?`).
     pub failed: bool,
     /// The slot ranges it serves (masters only), inclusive.
@@ -156,10 +158,22 @@ impl TestCluster {
             .flat_map(|n| &n.slots)
             .map(|(a, b)| u32::from(b - a) + 1)
             .sum();
+        // Every live node is a master with slots, or a replica whose initial sync is
+        // done. (A node `--cluster create` is about to make a replica is a master
+        // without slots for a moment; one that has not finished its first sync holds
+        // nothing of its master's data. Either would fail a failover over nothing.)
         covered == 16384
             && live.iter().all(|n| {
+                let Some(me) = view.iter().find(|v| v.port == n.port) else {
+                    return false;
+                };
+                if me.master {
+                    return !me.slots.is_empty();
+                }
                 cli(n.port, &["INFO", "replication"]).is_some_and(|i| {
-                    i.contains("role:master") || i.contains("master_link_status:up")
+                    i.contains("role:slave")
+                        && i.contains("master_link_status:up")
+                        && i.contains("master_sync_in_progress:0")
                 })
             })
     }
@@ -212,6 +226,37 @@ impl TestCluster {
                 n.master && !n.failed && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
             })
             .map(|n| n.port)
+    }
+
+    /// The port of a live replica of the master on `master`.
+    #[must_use]
+    pub fn replica_of(&self, master: u16) -> Option<u16> {
+        let view = self.nodes_view()?;
+        let id = view
+            .iter()
+            .find(|n| n.port == master && n.master)?
+            .id
+            .clone();
+        view.into_iter()
+            .find(|n| !n.master && !n.failed && n.master_id.as_deref() == Some(id.as_str()))
+            .map(|n| n.port)
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): it neither answers nor replicates until
+    /// [`TestCluster::resume`].
+    pub fn pause(&self, port: u16) {
+        self.signal(port, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&self, port: u16) {
+        self.signal(port, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, port: u16, signal: nix::sys::signal::Signal) {
+        let pid = self.pid_of(port).expect("a running node");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal the node");
     }
 
     /// The slot of `key`, as the cluster computes it (`CLUSTER KEYSLOT`).
@@ -384,6 +429,9 @@ fn spawn_node(port: u16, dir: &Path) -> Child {
         .args(["--cluster-replica-validity-factor", "0"])
         // The other queues keep running while one master fails over.
         .args(["--cluster-require-full-coverage", "no"])
+        // A replica's first sync starts at once, not after the default 5 s wait for
+        // more replicas.
+        .args(["--repl-diskless-sync-delay", "0"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .arg("--logfile")
         .arg(dir.join("redis.log"))
@@ -456,6 +504,7 @@ fn parse_node_line(line: &str) -> Option<ClusterNode> {
         id: f[0].to_owned(),
         port,
         master: flags.contains("master"),
+        master_id: (f[3] != "-").then(|| f[3].to_owned()),
         failed: flags.contains("fail"),
         slots,
     })
@@ -472,10 +521,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n.port, 30004);
-        assert!(n.master && !n.failed);
+        assert!(n.master && !n.failed && n.master_id.is_none());
         assert_eq!(n.slots, vec![(0, 5460), (7000, 7000)]);
         let r = parse_node_line("e7d1 127.0.0.1:30005@40005 slave,fail 07c3 0 0 1 disconnected")
             .unwrap();
         assert!(!r.master && r.failed && r.slots.is_empty());
+        assert_eq!(r.master_id.as_deref(), Some("07c3"));
     }
 }
