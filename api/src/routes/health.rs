@@ -111,19 +111,14 @@ async fn refresh_queue_gauges(state: &AppState) {
         PROBE_TIMEOUT,
         state
             .redis()
-            .query::<String>(redis::cmd("INFO").arg("memory")),
+            .query::<redis::Value>(redis::cmd("INFO").arg("memory")),
     )
     .await
+        && let Some((used, max)) = fullest_node(&info)
     {
         // `maxmemory` 0 means no limit: the alert on memory then never fires.
-        for (field, gauge) in [
-            ("used_memory", "drover_redis_used_memory_bytes"),
-            ("maxmemory", "drover_redis_maxmemory_bytes"),
-        ] {
-            if let Some(v) = info_field(&info, field) {
-                ::metrics::gauge!(gauge).set(v);
-            }
-        }
+        ::metrics::gauge!("drover_redis_used_memory_bytes").set(used);
+        ::metrics::gauge!("drover_redis_maxmemory_bytes").set(max);
     }
     let db = tokio::time::timeout(
         PROBE_TIMEOUT,
@@ -133,9 +128,68 @@ async fn refresh_queue_gauges(state: &AppState) {
     ::metrics::gauge!("drover_database_up").set(f64::from(u8::from(matches!(db, Ok(Ok(()))))));
 }
 
+/// `used_memory` and `maxmemory` of the server, or on a cluster (where `INFO` goes to
+/// every node and answers per node) of the node closest to its limit: the one that
+/// runs out first stops its queues.
+fn fullest_node(info: &redis::Value) -> Option<(f64, f64)> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::VerbatimString { text, .. } => Some(text.clone()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let texts: Vec<String> = match info {
+        redis::Value::Map(nodes) => nodes.iter().filter_map(|(_, v)| text(v)).collect(),
+        v => text(v).into_iter().collect(),
+    };
+    let fill = |&(used, max): &(f64, f64)| if max > 0.0 { used / max } else { 0.0 };
+    texts
+        .iter()
+        .filter_map(|t| Some((info_field(t, "used_memory")?, info_field(t, "maxmemory")?)))
+        .max_by(|a, b| fill(a).total_cmp(&fill(b)).then(a.0.total_cmp(&b.0)))
+}
+
 /// A numeric field of an `INFO` reply (`name:value` lines).
 fn info_field(info: &str, name: &str) -> Option<f64> {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::fullest_node;
+
+    fn info(used: u64, max: u64) -> Value {
+        Value::BulkString(
+            format!(
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:1M\r\nmaxmemory:{max}\r\n"
+            )
+            .into_bytes(),
+        )
+    }
+
+    #[test]
+    fn one_server_reports_its_memory() {
+        assert_eq!(fullest_node(&info(10, 100)), Some((10.0, 100.0)));
+        assert_eq!(fullest_node(&Value::Nil), None);
+    }
+
+    #[test]
+    fn a_cluster_reports_the_node_closest_to_its_limit() {
+        let nodes = Value::Map(vec![
+            (Value::SimpleString("a:1".into()), info(50, 1000)),
+            (Value::SimpleString("b:2".into()), info(40, 100)),
+            (Value::SimpleString("c:3".into()), info(90, 1000)),
+        ]);
+        assert_eq!(fullest_node(&nodes), Some((40.0, 100.0)));
+        // Without limits, the largest.
+        let unlimited = Value::Map(vec![
+            (Value::SimpleString("a:1".into()), info(50, 0)),
+            (Value::SimpleString("b:2".into()), info(70, 0)),
+        ]);
+        assert_eq!(fullest_node(&unlimited), Some((70.0, 0.0)));
+    }
 }
