@@ -4,7 +4,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `DROVER_ENV` | `dev` | `dev` or `prod`: prod wants API keys and logs JSON |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis that carries the queues; a cluster is `redis+cluster://host:port,host:port,…` (some of its nodes; `rediss+cluster://` for TLS) |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis that carries the queues; a cluster is `redis+cluster://host:port,host:port,…` (some of its nodes) |
 //! | `DROVER_REDIS_WAIT_REPLICAS` | `0` | replicas that must confirm each enqueue and acknowledgement (`WAIT`) before it counts; past the timeout the API answers 503 |
 //! | `DROVER_REDIS_WAIT_TIMEOUT_MS` | `1000` | how long that `WAIT` waits |
 //! | `DROVER_DATA_DIR` | `./data` | files: SQLite database, exports, uploads, embedded Redis |

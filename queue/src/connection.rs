@@ -20,7 +20,7 @@
 //!
 //! ## A cluster
 //!
-//! A URL of the form `redis+cluster://host:port,host:port,…` (or `rediss+cluster://`)
+//! A URL of the form `redis+cluster://host:port,host:port,…`
 //! names a Redis Cluster by some of its nodes. Each lane is then a redis-rs cluster
 //! connection: one multiplexed connection per
 //! node, each command routed by its first key's slot, `MOVED`/`ASK` redirections and
@@ -57,7 +57,7 @@ use crate::error::{QueueError, Result};
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     /// `redis://host:port/db` (or `rediss://`, `redis+unix://`), or a cluster:
-    /// `redis+cluster://host:port,host:port,…` (or `rediss+cluster://`), naming one or
+    /// `redis+cluster://host:port,host:port,…`, naming one or
     /// more of its nodes (the rest are discovered).
     pub url: String,
     /// Most connections for general traffic (enqueues, reads, admin operations); see
@@ -102,11 +102,7 @@ impl Target {
     /// Reads a URL: a cluster URL is split into one URL per node, each carrying the
     /// cluster URL's credentials and query.
     pub fn parse(url: &str) -> Result<Self> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            ("redis", rest)
-        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
-            ("rediss", rest)
-        } else {
+        let Some(rest) = url.strip_prefix("redis+cluster://") else {
             url.into_connection_info()?;
             return Ok(Self::Node(url.to_owned()));
         };
@@ -128,7 +124,7 @@ impl Target {
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
-            .map(|h| format!("{scheme}://{auth}{h}{tail}"))
+            .map(|h| format!("redis://{auth}{h}{tail}"))
             .collect();
         if nodes.is_empty() {
             return Err(QueueError::InvalidConfig(format!(
@@ -629,8 +625,8 @@ mod tests {
             ])
         );
         assert_eq!(
-            Target::parse("rediss+cluster://h:7000/?protocol=resp3").unwrap(),
-            Target::Cluster(vec!["rediss://h:7000/?protocol=resp3".into()])
+            Target::parse("redis+cluster://h:7000/?protocol=resp3").unwrap(),
+            Target::Cluster(vec!["redis://h:7000/?protocol=resp3".into()])
         );
         for bad in [
             "redis+cluster://",
