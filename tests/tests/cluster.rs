@@ -121,14 +121,16 @@ async fn pending(q: &Queue) -> Option<u64> {
 async fn queues_spread_over_more_than_one_master() {
     let Some(cluster) = cluster() else { return };
     let url = cluster.url();
-    let ns = drover_tests::namespace();
+    // The cluster is this test's own, so it can hold Drover's real queue names in the
+    // default namespace: where they land is what production gets.
     let names = ["export", "analysis", "aggregation", "cleanup"];
     let mut owners = BTreeSet::new();
     for name in names {
-        let q = queue_on(&url, &ns, name, 0);
+        let q = queue_on(&url, "drover", name, 0);
         // Our slot is the cluster's, for every key of the queue.
         assert_eq!(cluster.keyslot(&q.keys().wait), q.slot());
         assert_eq!(cluster.keyslot(&q.keys().job("01ABC")), q.slot());
+        assert_eq!(q.slot(), cluster_slot(&format!("{{drover:{name}}}")));
         q.enqueue(job(1, 0)).await.unwrap();
         let owner = cluster.master_of(q.slot()).unwrap();
         // The queue's keys live on the master of its slot.
@@ -139,13 +141,7 @@ async fn queues_spread_over_more_than_one_master() {
         assert_eq!(String::from_utf8_lossy(&on_owner.stdout).trim(), "1");
         owners.insert(owner);
     }
-    // The production names, in the default namespace, spread too.
-    let prod: BTreeSet<u16> = names
-        .iter()
-        .filter_map(|n| cluster.master_of(cluster_slot(&format!("{{drover:{n}}}:wait"))))
-        .collect();
-    assert!(prod.len() > 1, "drover's four queues share one master");
-    assert!(owners.len() > 1, "the test's four queues share one master");
+    assert!(owners.len() > 1, "drover's four queues share one master");
 }
 
 /// What a failover under load did.
