@@ -396,7 +396,9 @@ impl Drop for TestCluster {
 fn spawn_reaper(nodes: &[Node], dir: &Path) -> Child {
     let kills: Vec<String> = nodes
         .iter()
-        .map(|n| format!("pkill -9 -f 'redis-server 127.0.0.1:{} '", n.port))
+        // `[r]edis` matches the server's title but not this script's own command
+        // line, which holds the pattern: a plain `redis` would kill the reaper first.
+        .map(|n| format!("pkill -9 -f '[r]edis-server 127.0.0.1:{} '", n.port))
         .collect();
     let script = format!(
         "cat >/dev/null; {}; rm -rf '{}'",
