@@ -4,7 +4,7 @@
 //! question the rules ask about a word.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::LazyLock;
 
 /// Booster: mean rise in intensity for a degree adverb.
@@ -233,8 +233,8 @@ const RULE_WORDS: &[(&str, Rule)] = &[
 pub struct Entry {
     /// Its valence in the lexicon.
     pub valence: Option<f64>,
-    /// Its booster (or dampener) scalar.
-    pub booster: Option<f64>,
+    /// Its booster (`1`, scalar [`B_INCR`]) or dampener (`-1`, [`B_DECR`]); `0`: neither.
+    pub booster: i8,
     /// Whether it is in `NEGATE`.
     pub negate: bool,
     /// Whether it is a word of some phrase in `SPECIAL_CASES` or `BOOSTER_NGRAMS`:
@@ -246,35 +246,88 @@ pub struct Entry {
     pub rule: Rule,
 }
 
-/// A fast non-cryptographic hash for short words (the lexicon is fixed: no
-/// adversary can choose its keys' collisions).
+impl Entry {
+    /// The booster's scalar, if the word is one.
+    #[inline]
+    pub fn booster_scalar(self) -> Option<f64> {
+        match self.booster {
+            0 => None,
+            b if b > 0 => Some(B_INCR),
+            _ => Some(B_DECR),
+        }
+    }
+}
+
+/// Words of up to this many bytes are looked up by a [`Key`] held in two registers.
+pub const KEY_BYTES: usize = 16;
+
+/// A lowercase word as the tables look it up: its first 16 bytes (zero-padded) and
+/// its length. Two words of at most [`KEY_BYTES`] bytes are equal exactly when their
+/// keys are, so the lookup and the phrase rules compare two integers instead of
+/// bytes (a `memcmp` call per token was a sixth of the scorer's time). Longer words
+/// (rare: no rule word is one) go through [`Tables::entry`] by their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Key {
+    pub lo: u64,
+    pub hi: u64,
+    pub len: u32,
+}
+
+impl Key {
+    /// The key of `word`, already lowercase, of at most [`KEY_BYTES`] bytes.
+    #[must_use]
+    pub fn of(word: &[u8]) -> Self {
+        let mut w = [0u8; KEY_BYTES];
+        let n = word.len().min(KEY_BYTES);
+        w[..n].copy_from_slice(&word[..n]);
+        let (lo, hi) = w.split_at(8);
+        Self {
+            lo: u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+            hi: u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+            len: u32::try_from(word.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Whether this is a word too long to be looked up by its key.
+    #[inline]
+    #[must_use]
+    pub fn is_long(self) -> bool {
+        self.len as usize > KEY_BYTES
+    }
+}
+
+impl Hash for Key {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo ^ self.hi.rotate_left(29) ^ (u64::from(self.len) << 57));
+    }
+}
+
+/// A fast non-cryptographic hash for the keys (the lexicon is fixed: no adversary
+/// can choose its keys' collisions). The folded 128-bit product spreads every input
+/// bit to both the low bits (the bucket) and the high bits (the tag).
 #[derive(Default, Clone, Copy)]
 pub struct WordHasher(u64);
 
 impl Hasher for WordHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
+        for c in bytes.chunks(8) {
             let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w) ^ (c.len() as u64) << 59);
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w) ^ (rest.len() as u64) << 59)
-                .wrapping_mul(K);
-        }
-        self.0 = h;
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        let m = u128::from(self.0 ^ i) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
     }
 
     #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.write_u64(u64::from(i));
     }
 
     #[inline]
@@ -285,17 +338,35 @@ impl Hasher for WordHasher {
 
 type Map<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
+/// A phrase of the rules, as keys.
+pub type Phrase = (Vec<Key>, f64);
+
 /// The merged tables.
 pub struct Tables {
-    words: Map<&'static [u8], Entry>,
+    words: Map<Key, Entry>,
+    /// Words longer than [`KEY_BYTES`].
+    long: Map<&'static [u8], Entry>,
     emojis: Map<char, &'static str>,
+    /// `SPECIAL_CASES` and `BOOSTER_NGRAMS`, as keys.
+    pub special_cases: Vec<Phrase>,
+    pub booster_ngrams: Vec<Phrase>,
 }
 
 impl Tables {
     /// What the rules know about `lower`, a lowercase token.
     #[inline]
     pub fn entry(&self, lower: &[u8]) -> Entry {
-        self.words.get(lower).copied().unwrap_or_default()
+        if lower.len() > KEY_BYTES {
+            self.long.get(lower).copied().unwrap_or_default()
+        } else {
+            self.by_key(Key::of(lower))
+        }
+    }
+
+    /// What the rules know about the word of `key` (of at most [`KEY_BYTES`] bytes).
+    #[inline]
+    pub fn by_key(&self, key: Key) -> Entry {
+        self.words.get(&key).copied().unwrap_or_default()
     }
 
     /// The description the reference puts in place of an emoji.
@@ -311,7 +382,7 @@ fn py_strip(s: &str) -> &str {
 }
 
 fn build() -> Tables {
-    let mut words: Map<&'static [u8], Entry> = Map::default();
+    let mut all: Map<&'static [u8], Entry> = Map::default();
     // As the reference: `rstrip('\n').split('\n')`, blank lines skipped, then
     // `strip().split('\t')[0:2]`; a later line of the same word wins.
     for line in LEXICON.trim_end_matches('\n').split('\n') {
@@ -323,24 +394,40 @@ fn build() -> Tables {
             continue;
         };
         if let Ok(v) = measure.parse::<f64>() {
-            words.entry(word.as_bytes()).or_default().valence = Some(v);
+            all.entry(word.as_bytes()).or_default().valence = Some(v);
         }
     }
     for w in BOOSTERS_UP {
-        words.entry(w.as_bytes()).or_default().booster = Some(B_INCR);
+        all.entry(w.as_bytes()).or_default().booster = 1;
     }
     for w in BOOSTERS_DOWN {
-        words.entry(w.as_bytes()).or_default().booster = Some(B_DECR);
+        all.entry(w.as_bytes()).or_default().booster = -1;
     }
     for w in NEGATE {
-        words.entry(w.as_bytes()).or_default().negate = true;
+        all.entry(w.as_bytes()).or_default().negate = true;
     }
     for (w, rule) in RULE_WORDS {
-        words.entry(w.as_bytes()).or_default().rule = *rule;
+        all.entry(w.as_bytes()).or_default().rule = *rule;
     }
+    let keys = |phrases: &[(&[&'static str], f64)]| -> Vec<Phrase> {
+        phrases
+            .iter()
+            .map(|(p, v)| (p.iter().map(|w| Key::of(w.as_bytes())).collect(), *v))
+            .collect()
+    };
     for (phrase, _) in SPECIAL_CASES.iter().chain(BOOSTER_NGRAMS) {
         for w in *phrase {
-            words.entry(w.as_bytes()).or_default().in_phrase = true;
+            debug_assert!(w.len() <= KEY_BYTES, "phrase words are keyed");
+            all.entry(w.as_bytes()).or_default().in_phrase = true;
+        }
+    }
+    let mut words = Map::default();
+    let mut long = Map::default();
+    for (w, e) in all {
+        if w.len() > KEY_BYTES {
+            long.insert(w, e);
+        } else {
+            words.insert(Key::of(w), e);
         }
     }
     let mut emojis: Map<char, &'static str> = Map::default();
@@ -356,7 +443,13 @@ fn build() -> Tables {
             emojis.insert(c, desc);
         }
     }
-    Tables { words, emojis }
+    Tables {
+        words,
+        long,
+        emojis,
+        special_cases: keys(SPECIAL_CASES),
+        booster_ngrams: keys(BOOSTER_NGRAMS),
+    }
 }
 
 /// The tables, built on first use (a few milliseconds).
@@ -371,8 +464,14 @@ mod tests {
         let t = &*TABLES;
         assert_eq!(t.entry(b"good").valence, Some(1.9));
         assert_eq!(t.entry(b":)").valence, Some(2.0));
-        assert_eq!(t.entry(b"very").booster, Some(B_INCR));
-        assert_eq!(t.entry(b"kinda").booster, Some(B_DECR));
+        assert_eq!(t.entry(b"very").booster_scalar(), Some(B_INCR));
+        assert_eq!(t.entry(b"kinda").booster_scalar(), Some(B_DECR));
+        assert_eq!(t.entry(b"good").booster_scalar(), None);
+        // Longer than a key: looked up by its bytes.
+        let long = t.long.keys().next().copied().expect("the lexicon has long words");
+        assert!(long.len() > KEY_BYTES);
+        assert!(t.entry(long).valence.is_some() || t.entry(long).negate);
+        assert_ne!(Key::of(b"ab"), Key::of(b"ab\0"));
         assert!(t.entry(b"isn't").negate);
         assert!(t.entry(b"death").in_phrase && t.entry(b"of").in_phrase);
         assert!(!t.entry(b"good").in_phrase);
@@ -380,7 +479,7 @@ mod tests {
         assert_eq!(t.entry(b"good").rule, Rule::None);
         assert!(t.entry(b"table").valence.is_none());
         assert_eq!(t.emoji('😁'), Some("beaming face with smiling eyes"));
-        assert!(t.words.len() > 7000);
+        assert!(t.words.len() + t.long.len() > 7000);
         assert!(t.emojis.len() > 1000);
     }
 }

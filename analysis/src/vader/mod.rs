@@ -22,7 +22,7 @@
 mod lexicon;
 pub mod pystr;
 
-use lexicon::{BOOSTER_NGRAMS, C_INCR, Entry, N_SCALAR, Rule, SPECIAL_CASES, TABLES, Tables};
+use lexicon::{C_INCR, Entry, KEY_BYTES, Key, N_SCALAR, Rule, TABLES, Tables};
 use serde::{Deserialize, Serialize};
 
 /// The usual three classes, at compound ≥ 0.05 and ≤ -0.05.
@@ -57,11 +57,10 @@ impl Label {
     }
 }
 
-/// One token: its place in the lowercase buffer and what the rules need of it.
+/// One token: its lowercase word's key and what the rules need of it.
 #[derive(Debug, Clone, Copy)]
 struct Token {
-    start: u32,
-    end: u32,
+    key: Key,
     upper: bool,
     /// `negated([word])` of the reference: a negation word or any "n't".
     negated: bool,
@@ -73,9 +72,19 @@ pub struct Scorer {
     tables: &'static Tables,
     /// The text with its emojis replaced (non-ASCII texts only).
     text: String,
-    /// Every token's lowercase form, one after the other (UTF-8).
+    /// The ASCII text being scored, then [`KEY_BYTES`] zeros, so that a token's key
+    /// loads as two whole words wherever the token ends.
+    padded: Vec<u8>,
+    /// A token's lowercase form (the non-ASCII path and long words only).
     lower: Vec<u8>,
     tokens: Vec<Token>,
+    /// Tokens in ALL CAPS.
+    upper: usize,
+    /// The first "but", if any.
+    but: Option<usize>,
+    /// The text's "!" and "?".
+    bangs: usize,
+    questions: usize,
     sentiments: Vec<f64>,
 }
 
@@ -91,8 +100,13 @@ impl Scorer {
         Self {
             tables: &TABLES,
             text: String::new(),
+            padded: Vec::new(),
             lower: Vec::new(),
             tokens: Vec::new(),
+            upper: 0,
+            but: None,
+            bangs: 0,
+            questions: 0,
             sentiments: Vec::new(),
         }
     }
@@ -102,6 +116,16 @@ impl Scorer {
         if text.is_ascii() {
             return self.score(text, true);
         }
+        self.compound_unicode(text)
+    }
+
+    /// [`Scorer::compound`] of UTF-8 bytes; `None` if they are not UTF-8.
+    pub fn compound_bytes(&mut self, text: &[u8]) -> Option<f64> {
+        let text = std::str::from_utf8(text).ok()?;
+        Some(self.compound(text))
+    }
+
+    fn compound_unicode(&mut self, text: &str) -> f64 {
         self.replace_emojis(text);
         // Moved out so the tokens can borrow `self` mutably; put back below.
         let owned = std::mem::take(&mut self.text);
@@ -113,13 +137,12 @@ impl Scorer {
     fn score(&mut self, text: &str, ascii: bool) -> f64 {
         self.tokenize(text, ascii);
         let n = self.tokens.len();
-        let upper = self.tokens.iter().filter(|t| t.upper).count();
-        let cap_diff = upper > 0 && upper < n;
+        let cap_diff = self.upper > 0 && self.upper < n;
         let mut sentiments = std::mem::take(&mut self.sentiments);
         sentiments.clear();
         for i in 0..n {
             let t = self.tokens[i];
-            if t.entry.booster.is_some()
+            if t.entry.booster != 0
                 || (i + 1 < n && t.entry.rule == Rule::Kind && self.rule(i + 1) == Rule::Of)
             {
                 sentiments.push(0.0);
@@ -128,7 +151,7 @@ impl Scorer {
             sentiments.push(self.valence(i, cap_diff));
         }
         self.but_check(&mut sentiments);
-        let c = compound_of(&sentiments, text);
+        let c = compound_of(&sentiments, punctuation_emphasis(self.bangs, self.questions));
         self.sentiments = sentiments;
         c
     }
@@ -153,60 +176,109 @@ impl Scorer {
     }
 
     /// The reference's tokens: whitespace-split, stripped, lower-cased, looked up.
-    /// ASCII text (`ascii`, as nearly all is) takes a path with no UTF-8 decoding.
+    /// ASCII text (`ascii`, as nearly all is) takes a path with no UTF-8 decoding
+    /// and no copy of its words.
     fn tokenize(&mut self, text: &str, ascii: bool) {
         self.tokens.clear();
-        self.lower.clear();
+        self.upper = 0;
+        self.but = None;
         if ascii {
-            let b = text.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                while i < b.len() && pystr::is_ascii_space(b[i]) {
-                    i += 1;
-                }
-                let from = i;
-                let mut apostrophe = false;
-                while i < b.len() && !pystr::is_ascii_space(b[i]) {
-                    apostrophe |= b[i] == b'\'';
-                    i += 1;
-                }
-                if from < i {
-                    let tok = pystr::strip_punc_if_word_ascii(&text[from..i]);
-                    let start = self.lower.len();
-                    pystr::push_lower_ascii(&mut self.lower, tok);
-                    self.push_token(start, pystr::is_upper_ascii(tok), apostrophe);
-                }
-            }
+            self.tokenize_ascii(text.as_bytes());
         } else {
+            self.bangs = text.bytes().filter(|&b| b == b'!').count();
+            self.questions = text.bytes().filter(|&b| b == b'?').count();
             for raw in text.split(pystr::is_space).filter(|s| !s.is_empty()) {
                 let tok = pystr::strip_punc_if_word(raw);
-                let start = self.lower.len();
+                self.lower.clear();
                 pystr::push_lower(&mut self.lower, tok);
-                self.push_token(start, pystr::is_upper(tok), tok.contains('\''));
+                let entry = self.tables.entry(&self.lower);
+                let key = Key::of(&self.lower);
+                let negated = entry.negate
+                    || (tok.contains('\'') && self.lower.windows(3).any(|w| w == b"n't"));
+                self.push_token(key, pystr::is_upper(tok), negated, entry);
             }
         }
     }
 
-    /// Adds the token whose lowercase form ends `lower`, from `start`; `apostrophe`
-    /// says whether it may hold an "n't".
+    /// One pass over the bytes: a class table says what each byte is, a token's
+    /// classes are or-ed as it is read, and its key is loaded from the padded copy
+    /// and lower-cased eight bytes at a time.
+    fn tokenize_ascii(&mut self, text: &[u8]) {
+        use pystr::{APOSTROPHE, BANG, CLASS, LOWER, PUNCT, QUESTION, SPACE, UPPER};
+        self.bangs = 0;
+        self.questions = 0;
+        let mut b = std::mem::take(&mut self.padded);
+        b.clear();
+        b.extend_from_slice(text);
+        b.extend_from_slice(&[0; KEY_BYTES]);
+        let n = text.len();
+        let mut i = 0;
+        while i < n {
+            if CLASS[usize::from(b[i])] & SPACE != 0 {
+                i += 1;
+                continue;
+            }
+            let from = i;
+            let mut flags = 0u8;
+            while i < n {
+                let c = CLASS[usize::from(b[i])];
+                if c & SPACE != 0 {
+                    break;
+                }
+                flags |= c;
+                i += 1;
+            }
+            // Neither is whitespace: counted here, they are counted over the text.
+            if flags & (BANG | QUESTION) != 0 {
+                for &c in &b[from..i] {
+                    self.bangs += usize::from(c == b'!');
+                    self.questions += usize::from(c == b'?');
+                }
+            }
+            // `strip_punc_if_word`: punctuation bytes have no case, so `flags` is
+            // also the stripped token's.
+            let (mut s, mut e) = (from, i);
+            if flags & PUNCT != 0 {
+                while s < e && CLASS[usize::from(b[s])] & PUNCT != 0 {
+                    s += 1;
+                }
+                while e > s && CLASS[usize::from(b[e - 1])] & PUNCT != 0 {
+                    e -= 1;
+                }
+                if e - s <= 2 {
+                    (s, e) = (from, i);
+                }
+            }
+            let word = &b[s..e];
+            let (key, entry) = if word.len() <= KEY_BYTES {
+                let key = pystr::lower_key(&b[s..s + KEY_BYTES], word.len());
+                (key, self.tables.by_key(key))
+            } else {
+                self.lower.clear();
+                self.lower.extend(word.iter().map(u8::to_ascii_lowercase));
+                (Key::of(&self.lower), self.tables.entry(&self.lower))
+            };
+            let negated = entry.negate || (flags & APOSTROPHE != 0 && pystr::has_nt_ascii(word));
+            let upper = flags & UPPER != 0 && flags & LOWER == 0;
+            self.push_token(key, upper, negated, entry);
+        }
+        self.padded = b;
+    }
+
     #[inline]
-    fn push_token(&mut self, start: usize, upper: bool, apostrophe: bool) {
-        let word = &self.lower[start..];
-        let entry = self.tables.entry(word);
-        let negated = entry.negate || (apostrophe && word.windows(3).any(|w| w == b"n't"));
+    fn push_token(&mut self, key: Key, upper: bool, negated: bool, entry: Entry) {
+        if upper {
+            self.upper += 1;
+        }
+        if entry.rule == Rule::But && self.but.is_none() {
+            self.but = Some(self.tokens.len());
+        }
         self.tokens.push(Token {
-            start: start as u32,
-            end: self.lower.len() as u32,
+            key,
             upper,
             negated,
             entry,
         });
-    }
-
-    #[inline]
-    fn word(&self, i: usize) -> &[u8] {
-        let t = &self.tokens[i];
-        &self.lower[t.start as usize..t.end as usize]
     }
 
     #[inline]
@@ -270,7 +342,7 @@ impl Scorer {
 
     fn scalar_inc_dec(&self, j: usize, valence: f64, cap_diff: bool) -> f64 {
         let t = &self.tokens[j];
-        let Some(mut scalar) = t.entry.booster else {
+        let Some(mut scalar) = t.entry.booster_scalar() else {
             return 0.0;
         };
         if valence < 0.0 {
@@ -319,13 +391,13 @@ impl Scorer {
         }
     }
 
-    /// Whether the tokens at `idx` spell `phrase`.
-    fn spells(&self, idx: &[usize], phrase: &[&str]) -> bool {
+    /// Whether the tokens at `idx` spell `phrase` (whose words are all keyed).
+    fn spells(&self, idx: &[usize], phrase: &[Key]) -> bool {
         idx.len() == phrase.len()
             && idx
                 .iter()
                 .zip(phrase)
-                .all(|(&j, w)| self.word(j) == w.as_bytes())
+                .all(|(&j, w)| self.tokens[j].key == *w)
     }
 
     /// Whether the tokens at `idx` could spell a phrase at all (each is a phrase word).
@@ -338,10 +410,11 @@ impl Scorer {
         if !self.may_spell(idx) {
             return None;
         }
-        SPECIAL_CASES
+        self.tables
+            .special_cases
             .iter()
             .find(|(p, _)| self.spells(idx, p))
-            .map(|&(_, v)| v)
+            .map(|(_, v)| *v)
     }
 
     /// Called for `i >= 3` only, as in the reference.
@@ -371,7 +444,7 @@ impl Scorer {
             if !self.may_spell(seq) {
                 continue;
             }
-            for (p, v) in BOOSTER_NGRAMS {
+            for (p, v) in &self.tables.booster_ngrams {
                 if self.spells(seq, p) {
                     valence += v;
                 }
@@ -394,7 +467,7 @@ impl Scorer {
     /// The reference's "but" rule, including its quirk: each value is written back at
     /// the index of the first value equal to it, not at its own index.
     fn but_check(&self, sentiments: &mut [f64]) {
-        let Some(bi) = (0..self.tokens.len()).find(|&i| self.rule(i) == Rule::But) else {
+        let Some(bi) = self.but else {
             return;
         };
         for k in 0..sentiments.len() {
@@ -411,12 +484,9 @@ impl Scorer {
     }
 }
 
-/// Punctuation emphasis: up to four "!" at 0.292 each; two or three "?" at 0.18
-/// each, more at 0.96.
-fn punctuation_emphasis(text: &str) -> f64 {
-    // Two counting passes: each compiles to vector code, one loop of two counts did not.
-    let ep = text.bytes().filter(|&b| b == b'!').count();
-    let qm = text.bytes().filter(|&b| b == b'?').count();
+/// Punctuation emphasis of `ep` "!" and `qm` "?": up to four "!" at 0.292 each;
+/// two or three "?" at 0.18 each, more at 0.96.
+fn punctuation_emphasis(ep: usize, qm: usize) -> f64 {
     let ep = ep.min(4) as f64 * 0.292;
     let qm = match qm {
         0 | 1 => 0.0,
@@ -426,12 +496,11 @@ fn punctuation_emphasis(text: &str) -> f64 {
     ep + qm
 }
 
-fn compound_of(sentiments: &[f64], text: &str) -> f64 {
+fn compound_of(sentiments: &[f64], punct: f64) -> f64 {
     if sentiments.is_empty() {
         return 0.0;
     }
     let mut sum: f64 = sentiments.iter().sum();
-    let punct = punctuation_emphasis(text);
     if sum > 0.0 {
         sum += punct;
     } else if sum < 0.0 {

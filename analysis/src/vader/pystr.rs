@@ -6,6 +6,8 @@
 //! `\v`, Python's whitespace has `\x1c`..`\x1f`, `isupper` is false on any titlecase
 //! letter), so each one is spelled out here, with a fast path for ASCII.
 
+use super::lexicon::{KEY_BYTES, Key};
+
 /// Python's `str.isspace()` for one character (`str.split()` splits on these).
 #[inline]
 pub fn is_space(c: char) -> bool {
@@ -14,8 +16,99 @@ pub fn is_space(c: char) -> bool {
 
 /// Python's whitespace for one ASCII byte.
 #[inline]
-pub fn is_ascii_space(b: u8) -> bool {
+pub const fn is_ascii_space(b: u8) -> bool {
     matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ')
+}
+
+/// [`CLASS`] bit: Python whitespace.
+pub const SPACE: u8 = 1;
+/// [`CLASS`] bit: `string.punctuation`.
+pub const PUNCT: u8 = 2;
+/// [`CLASS`] bit: an uppercase letter.
+pub const UPPER: u8 = 4;
+/// [`CLASS`] bit: a lowercase letter.
+pub const LOWER: u8 = 8;
+/// [`CLASS`] bit: `'`, which an "n't" needs.
+pub const APOSTROPHE: u8 = 16;
+/// [`CLASS`] bit: `!`, counted for emphasis.
+pub const BANG: u8 = 32;
+/// [`CLASS`] bit: `?`, counted for emphasis.
+pub const QUESTION: u8 = 64;
+
+/// What each ASCII byte is to the tokenizer, as or-able bits: one table load per
+/// byte answers the splitting, stripping and case questions at once.
+pub static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        let mut c = 0;
+        if is_ascii_space(b) {
+            c |= SPACE;
+        }
+        if b.is_ascii_punctuation() {
+            c |= PUNCT;
+        }
+        if b.is_ascii_uppercase() {
+            c |= UPPER;
+        }
+        if b.is_ascii_lowercase() {
+            c |= LOWER;
+        }
+        if b == b'\'' {
+            c |= APOSTROPHE;
+        }
+        if b == b'!' {
+            c |= BANG;
+        }
+        if b == b'?' {
+            c |= QUESTION;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// Lower-cases eight ASCII bytes at once (each below 0x80): a byte's high bit is
+/// set by the additions exactly when it is in `A..=Z`, and becomes its 0x20.
+#[inline]
+const fn lower8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let from_a = x + ONES * (0x80 - b'A' as u64);
+    let past_z = x + ONES * (0x80 - b'Z' as u64 - 1);
+    x | ((from_a & !past_z & (ONES * 0x80)) >> 2)
+}
+
+/// The key of the lowercase form of an ASCII word of `len` (at most 16) bytes,
+/// given the 16 bytes from its start (those past `len` are ignored).
+#[inline]
+#[must_use]
+pub fn lower_key(window: &[u8], len: usize) -> Key {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&window[..8]);
+    hi.copy_from_slice(&window[8..KEY_BYTES]);
+    let (lo, hi) = (u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+    let mask = |n: usize| (1u64 << (8 * n)) - 1;
+    let (lo, hi) = match len {
+        0..8 => (lo & mask(len), 0),
+        8..KEY_BYTES => (lo, hi & mask(len - 8)),
+        _ => (lo, hi),
+    };
+    Key {
+        lo: lower8(lo),
+        hi: lower8(hi),
+        len: len as u32,
+    }
+}
+
+/// Whether an ASCII token holds "n't" once lower-cased.
+#[inline]
+#[must_use]
+pub fn has_nt_ascii(word: &[u8]) -> bool {
+    word.windows(3)
+        .any(|w| w[0] | 0x20 == b'n' && w[1] == b'\'' && w[2] | 0x20 == b't')
 }
 
 /// Python's `string.punctuation`.
@@ -151,6 +244,21 @@ mod tests {
         assert_eq!(strip_punc_if_word("..ééé!"), "ééé");
         assert!(is_space('\x0b') && is_space('\x1c') && is_space('\u{a0}'));
         assert!(!is_space('\u{200b}'));
+        for w in ["a", "GOOD", "Wasn't", "abcdefgh", "ABCDEFGHIJKLMNOP", "[@`{Zz09", "x'Y"] {
+            let mut window = w.as_bytes().to_vec();
+            window.extend_from_slice(b"TAIL-BYTES-IGNORED");
+            let want = Key::of(w.to_ascii_lowercase().as_bytes());
+            assert_eq!(lower_key(&window[..KEY_BYTES], w.len()), want, "{w}");
+        }
+        for (w, nt) in [("isn't", true), ("ISN'T", true), ("Won'T", true), ("n't", true), ("nt", false), ("n'", false), ("o'toole", false)] {
+            assert_eq!(has_nt_ascii(w.as_bytes()), nt, "{w}");
+            assert_eq!(w.to_lowercase().contains("n't"), nt, "{w}");
+        }
+        for b in 0u8..128 {
+            let c = CLASS[usize::from(b)];
+            assert_eq!(c & SPACE != 0, is_space(char::from(b)), "{b}");
+            assert_eq!(c & PUNCT != 0, is_punct(b), "{b}");
+        }
         let mut s = Vec::new();
         push_lower(&mut s, "ΣΑΣ");
         assert_eq!(s, "σας".as_bytes());
