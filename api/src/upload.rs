@@ -2,14 +2,17 @@
 //! scanned on the way (`drover_analysis::scan`), and the file is renamed to
 //! `<data_dir>/datasets/<id>.csv` and recorded only when all of it was good. Any
 //! failure removes the part file: a refused or cut upload leaves no file and no row.
+//! The network reads run on the request's task; the scan and the writes run on a
+//! blocking thread fed through a short channel, so the two overlap.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use drover_analysis::scan::{ScanError, Scanner};
+use drover_analysis::scan::{Scan, ScanError, Scanner};
 use drover_analysis::store;
 use drover_entities::dataset;
 use sea_orm::DatabaseConnection;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::ApiError;
 
@@ -59,6 +62,51 @@ pub fn clean_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Buffers in flight between the network and the writer: they bound the upload's
+/// memory (`DEPTH` × [`BUF`]) whatever the file's size.
+const DEPTH: usize = 8;
+
+/// One read's bytes: the buffer and how much of it is filled. A length of 0 is the
+/// end of the body; the channel closing without it means the upload was cut.
+type Piece = (Vec<u8>, usize);
+
+/// Why the writer stopped.
+enum WriteError {
+    Scan(ScanError),
+    Io(std::io::Error),
+    /// The body ended early: the reader has its error.
+    Cut,
+}
+
+/// The blocking half of an upload: scans each piece (sha256, records, profile) and
+/// appends it to the part file, on a thread of its own, so that this work overlaps
+/// the network reads instead of following each one (it is most of the upload's CPU,
+/// with the file writes and the final sync).
+fn write_pieces(
+    path: &Path,
+    limits: Limits,
+    pieces: &mut tokio::sync::mpsc::Receiver<Piece>,
+    spent: &std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> Result<Scan, WriteError> {
+    let mut file = std::fs::File::create(path).map_err(WriteError::Io)?;
+    let mut scanner = Scanner::new(limits.max_bytes, limits.chunk_bytes);
+    loop {
+        let Some((buf, n)) = pieces.blocking_recv() else {
+            return Err(WriteError::Cut);
+        };
+        if n == 0 {
+            break;
+        }
+        scanner.feed(&buf[..n]).map_err(WriteError::Scan)?;
+        file.write_all(&buf[..n]).map_err(WriteError::Io)?;
+        // The reader allocates a new buffer when none comes back.
+        let _ = spent.try_send(buf);
+    }
+    let scan = scanner.finish().map_err(WriteError::Scan)?;
+    file.sync_all().map_err(WriteError::Io)?;
+    Ok(scan)
+}
+
 /// Streams `body` into a new dataset named `name`.
 pub async fn receive(
     db: &DatabaseConnection,
@@ -78,27 +126,40 @@ pub async fn receive(
         .map_err(ApiError::internal)?;
     let part_path = tmp_dir.join(format!("upload.{id}.part"));
     let mut part = PartFile(Some(part_path.clone()));
-    let mut file = tokio::fs::File::create(&part_path)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut scanner = Scanner::new(limits.max_bytes, limits.chunk_bytes);
-    let mut buf = vec![0u8; BUF];
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(DEPTH);
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+    let writer = {
+        let path = part_path.clone();
+        tokio::task::spawn_blocking(move || write_pieces(&path, limits, &mut rx, &spent_tx))
+    };
+    let mut read_error = None;
     loop {
-        let n = body
-            .read(&mut buf)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("the upload was cut or unreadable: {e}")))?;
-        if n == 0 {
+        let mut buf = spent_rx.try_recv().unwrap_or_else(|_| vec![0u8; BUF]);
+        let n = match body.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        // A send fails only when the writer has stopped: its result says why.
+        if tx.send((buf, n)).await.is_err() || n == 0 {
             break;
         }
-        scanner.feed(&buf[..n]).map_err(scan_error)?;
-        file.write_all(&buf[..n])
-            .await
-            .map_err(ApiError::internal)?;
     }
-    let scan = scanner.finish().map_err(scan_error)?;
-    file.sync_all().await.map_err(ApiError::internal)?;
-    drop(file);
+    drop(tx);
+    let written = writer.await.map_err(ApiError::internal)?;
+    let scan = match written {
+        Ok(scan) if read_error.is_none() => scan,
+        Err(WriteError::Scan(e)) => return Err(scan_error(e)),
+        Err(WriteError::Io(e)) => return Err(ApiError::internal(e)),
+        Ok(_) | Err(WriteError::Cut) => {
+            return Err(ApiError::bad_request(format!(
+                "the upload was cut or unreadable: {}",
+                read_error.map_or_else(|| "the body ended early".to_owned(), |e| e.to_string())
+            )));
+        }
+    };
     let file_name = format!("{id}.csv");
     let final_path = final_dir.join(&file_name);
     tokio::fs::rename(&part_path, &final_path)

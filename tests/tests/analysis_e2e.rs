@@ -3,7 +3,8 @@
 //! analysis whose worker is killed with SIGKILL after a checkpoint, resumed by another
 //! worker from that checkpoint, with a results file and summaries byte-identical to the
 //! first; and the refusals around it (unknown dataset or column, deleting a dataset
-//! under analysis, an upload over the limit, a multipart body without a file).
+//! under analysis, an upload over the limit, an upload cut by its client, a multipart
+//! body without a file).
 #![allow(clippy::unwrap_used)] // Tests fail by panicking.
 
 use std::io::Write as _;
@@ -247,6 +248,34 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         assert_eq!(r.status(), 413, "{engine:?}");
         assert_eq!(files_in(&data.path().join("datasets")), before);
         assert!(files_in(&data.path().join("tmp")).is_empty(), "{engine:?}");
+
+        // A client that goes away mid-body: the part file it started is removed and
+        // no dataset is recorded.
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /api/v1/datasets?name=cut.csv HTTP/1.1\r\nhost: {addr}\r\n\
+                 authorization: Bearer {KEY}\r\ncontent-type: text/csv\r\n\
+                 content-length: {}\r\n\r\na,b\n",
+                MAX_BYTES / 2
+            );
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(&vec![b'x'; 4 << 20]).await.unwrap();
+            conn.flush().await.unwrap();
+            eventually_async(
+                Duration::from_secs(30),
+                "the cut upload's part file",
+                || async { (!files_in(&data.path().join("tmp")).is_empty()).then_some(()) },
+            )
+            .await;
+            drop(conn);
+            eventually_async(Duration::from_secs(30), "the part file removed", || async {
+                files_in(&data.path().join("tmp")).is_empty().then_some(())
+            })
+            .await;
+            assert_eq!(files_in(&data.path().join("datasets")), before);
+        }
 
         // Multipart without a file: 4xx, nothing stored.
         let mp =

@@ -468,7 +468,12 @@ mod tests {
         assert_eq!(t.entry(b"kinda").booster_scalar(), Some(B_DECR));
         assert_eq!(t.entry(b"good").booster_scalar(), None);
         // Longer than a key: looked up by its bytes.
-        let long = t.long.keys().next().copied().expect("the lexicon has long words");
+        let long = t
+            .long
+            .keys()
+            .next()
+            .copied()
+            .expect("the lexicon has long words");
         assert!(long.len() > KEY_BYTES);
         assert!(t.entry(long).valence.is_some() || t.entry(long).negate);
         assert_ne!(Key::of(b"ab"), Key::of(b"ab\0"));

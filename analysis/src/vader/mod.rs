@@ -151,7 +151,10 @@ impl Scorer {
             sentiments.push(self.valence(i, cap_diff));
         }
         self.but_check(&mut sentiments);
-        let c = compound_of(&sentiments, punctuation_emphasis(self.bangs, self.questions));
+        let c = compound_of(
+            &sentiments,
+            punctuation_emphasis(self.bangs, self.questions),
+        );
         self.sentiments = sentiments;
         c
     }

@@ -244,13 +244,29 @@ mod tests {
         assert_eq!(strip_punc_if_word("..ééé!"), "ééé");
         assert!(is_space('\x0b') && is_space('\x1c') && is_space('\u{a0}'));
         assert!(!is_space('\u{200b}'));
-        for w in ["a", "GOOD", "Wasn't", "abcdefgh", "ABCDEFGHIJKLMNOP", "[@`{Zz09", "x'Y"] {
+        for w in [
+            "a",
+            "GOOD",
+            "Wasn't",
+            "abcdefgh",
+            "ABCDEFGHIJKLMNOP",
+            "[@`{Zz09",
+            "x'Y",
+        ] {
             let mut window = w.as_bytes().to_vec();
             window.extend_from_slice(b"TAIL-BYTES-IGNORED");
             let want = Key::of(w.to_ascii_lowercase().as_bytes());
             assert_eq!(lower_key(&window[..KEY_BYTES], w.len()), want, "{w}");
         }
-        for (w, nt) in [("isn't", true), ("ISN'T", true), ("Won'T", true), ("n't", true), ("nt", false), ("n'", false), ("o'toole", false)] {
+        for (w, nt) in [
+            ("isn't", true),
+            ("ISN'T", true),
+            ("Won'T", true),
+            ("n't", true),
+            ("nt", false),
+            ("n'", false),
+            ("o'toole", false),
+        ] {
             assert_eq!(has_nt_ascii(w.as_bytes()), nt, "{w}");
             assert_eq!(w.to_lowercase().contains("n't"), nt, "{w}");
         }
