@@ -228,8 +228,8 @@ impl Runner {
                 push_u64(&mut self.line, row);
                 for (k, &i) in self.sel.indexes.iter().enumerate() {
                     // Checked above: every field is UTF-8.
-                    let cell = std::str::from_utf8(rec.field(i).unwrap_or_default());
-                    let c = self.scorer.compound(cell.unwrap_or_default());
+                    let cell = rec.field(i).unwrap_or_default();
+                    let c = self.scorer.compound_bytes(cell).unwrap_or(0.0);
                     let units = (c * UNITS).round() as i64;
                     self.state.summaries[k].add(units);
                     self.line.push(b',');

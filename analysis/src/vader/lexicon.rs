@@ -237,11 +237,11 @@ pub struct Entry {
     pub booster: i8,
     /// Whether it is in `NEGATE`.
     pub negate: bool,
-    /// Whether it is a word of some phrase in `SPECIAL_CASES` or `BOOSTER_NGRAMS`:
-    /// a sequence with a word that is not cannot spell any of them, which spares the
-    /// phrase comparisons for nearly every sequence (they were a tenth of the
-    /// scorer's time).
-    pub in_phrase: bool,
+    /// Its number among the words of the phrases in `SPECIAL_CASES` and
+    /// `BOOSTER_NGRAMS` (from 1; 0 if it is in none). The phrase rules compare these
+    /// numbers, so a token needs no copy of its word; and a sequence with a 0 cannot
+    /// spell any phrase, which spares the comparisons for nearly every sequence.
+    pub phrase: u8,
     /// Which rule word it is, if any.
     pub rule: Rule,
 }
@@ -263,7 +263,7 @@ pub const KEY_BYTES: usize = 16;
 
 /// A lowercase word as the tables look it up: its first 16 bytes (zero-padded) and
 /// its length. Two words of at most [`KEY_BYTES`] bytes are equal exactly when their
-/// keys are, so the lookup and the phrase rules compare two integers instead of
+/// keys are, so the lookup compares two integers and a length instead of
 /// bytes (a `memcmp` call per token was a sixth of the scorer's time). Longer words
 /// (rare: no rule word is one) go through [`Tables::entry`] by their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -338,8 +338,8 @@ impl Hasher for WordHasher {
 
 type Map<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
-/// A phrase of the rules, as keys.
-pub type Phrase = (Vec<Key>, f64);
+/// A phrase of the rules, as its words' [`Entry::phrase`] numbers, and its value.
+pub type Phrase = (Vec<u8>, f64);
 
 /// The merged tables.
 pub struct Tables {
@@ -347,7 +347,7 @@ pub struct Tables {
     /// Words longer than [`KEY_BYTES`].
     long: Map<&'static [u8], Entry>,
     emojis: Map<char, &'static str>,
-    /// `SPECIAL_CASES` and `BOOSTER_NGRAMS`, as keys.
+    /// `SPECIAL_CASES` and `BOOSTER_NGRAMS`, as phrase numbers.
     pub special_cases: Vec<Phrase>,
     pub booster_ngrams: Vec<Phrase>,
 }
@@ -409,18 +409,27 @@ fn build() -> Tables {
     for (w, rule) in RULE_WORDS {
         all.entry(w.as_bytes()).or_default().rule = *rule;
     }
-    let keys = |phrases: &[(&[&'static str], f64)]| -> Vec<Phrase> {
-        phrases
-            .iter()
-            .map(|(p, v)| (p.iter().map(|w| Key::of(w.as_bytes())).collect(), *v))
-            .collect()
-    };
+    let mut numbers: Vec<&'static str> = Vec::new();
     for (phrase, _) in SPECIAL_CASES.iter().chain(BOOSTER_NGRAMS) {
         for w in *phrase {
-            debug_assert!(w.len() <= KEY_BYTES, "phrase words are keyed");
-            all.entry(w.as_bytes()).or_default().in_phrase = true;
+            if !numbers.contains(w) {
+                numbers.push(w);
+                // 21 words: far from the 255 a byte numbers.
+                all.entry(w.as_bytes()).or_default().phrase = numbers.len() as u8;
+            }
         }
     }
+    let number = |w: &str| {
+        numbers
+            .iter()
+            .position(|n| *n == w)
+            .map_or(0, |i| i as u8 + 1)
+    };
+    let phrases = |list: &[(&[&'static str], f64)]| -> Vec<Phrase> {
+        list.iter()
+            .map(|(p, v)| (p.iter().map(|w| number(w)).collect(), *v))
+            .collect()
+    };
     let mut words = Map::default();
     let mut long = Map::default();
     for (w, e) in all {
@@ -447,8 +456,8 @@ fn build() -> Tables {
         words,
         long,
         emojis,
-        special_cases: keys(SPECIAL_CASES),
-        booster_ngrams: keys(BOOSTER_NGRAMS),
+        special_cases: phrases(SPECIAL_CASES),
+        booster_ngrams: phrases(BOOSTER_NGRAMS),
     }
 }
 
@@ -478,8 +487,13 @@ mod tests {
         assert!(t.entry(long).valence.is_some() || t.entry(long).negate);
         assert_ne!(Key::of(b"ab"), Key::of(b"ab\0"));
         assert!(t.entry(b"isn't").negate);
-        assert!(t.entry(b"death").in_phrase && t.entry(b"of").in_phrase);
-        assert!(!t.entry(b"good").in_phrase);
+        assert!(t.entry(b"death").phrase > 0 && t.entry(b"of").phrase > 0);
+        assert_ne!(t.entry(b"death").phrase, t.entry(b"of").phrase);
+        assert_eq!(t.entry(b"good").phrase, 0);
+        assert_eq!(
+            t.special_cases[0].0,
+            [t.entry(b"the").phrase, t.entry(b"shit").phrase]
+        );
         assert_eq!(t.entry(b"but").rule, Rule::But);
         assert_eq!(t.entry(b"good").rule, Rule::None);
         assert!(t.entry(b"table").valence.is_none());

@@ -22,7 +22,7 @@
 mod lexicon;
 pub mod pystr;
 
-use lexicon::{C_INCR, Entry, KEY_BYTES, Key, N_SCALAR, Rule, TABLES, Tables};
+use lexicon::{C_INCR, Entry, KEY_BYTES, N_SCALAR, Rule, TABLES, Tables};
 use serde::{Deserialize, Serialize};
 
 /// The usual three classes, at compound ≥ 0.05 and ≤ -0.05.
@@ -57,10 +57,9 @@ impl Label {
     }
 }
 
-/// One token: its lowercase word's key and what the rules need of it.
+/// One token: what the rules need of it.
 #[derive(Debug, Clone, Copy)]
 struct Token {
-    key: Key,
     upper: bool,
     /// `negated([word])` of the reference: a negation word or any "n't".
     negated: bool,
@@ -114,28 +113,46 @@ impl Scorer {
     /// The compound score of `text`, in [-1, 1], rounded to 4 decimals.
     pub fn compound(&mut self, text: &str) -> f64 {
         if text.is_ascii() {
-            return self.score(text, true);
+            return self.compound_ascii(text.as_bytes());
         }
         self.compound_unicode(text)
     }
 
-    /// [`Scorer::compound`] of UTF-8 bytes; `None` if they are not UTF-8.
+    /// [`Scorer::compound`] of bytes that should be UTF-8; `None` if they are not.
+    /// ASCII (nearly all text) is scored with no UTF-8 check at all.
     pub fn compound_bytes(&mut self, text: &[u8]) -> Option<f64> {
-        let text = std::str::from_utf8(text).ok()?;
-        Some(self.compound(text))
+        if text.is_ascii() {
+            return Some(self.compound_ascii(text));
+        }
+        std::str::from_utf8(text)
+            .ok()
+            .map(|t| self.compound_unicode(t))
+    }
+
+    fn compound_ascii(&mut self, text: &[u8]) -> f64 {
+        self.clear_tokens();
+        self.tokenize_ascii(text);
+        self.score()
     }
 
     fn compound_unicode(&mut self, text: &str) -> f64 {
         self.replace_emojis(text);
         // Moved out so the tokens can borrow `self` mutably; put back below.
         let owned = std::mem::take(&mut self.text);
-        let c = self.score(&owned, false);
+        self.clear_tokens();
+        self.tokenize_unicode(&owned);
         self.text = owned;
-        c
+        self.score()
     }
 
-    fn score(&mut self, text: &str, ascii: bool) -> f64 {
-        self.tokenize(text, ascii);
+    fn clear_tokens(&mut self) {
+        self.tokens.clear();
+        self.upper = 0;
+        self.but = None;
+    }
+
+    /// The score of the tokens: the valence rules, "but", punctuation, compound.
+    fn score(&mut self) -> f64 {
         let n = self.tokens.len();
         let cap_diff = self.upper > 0 && self.upper < n;
         let mut sentiments = std::mem::take(&mut self.sentiments);
@@ -178,34 +195,26 @@ impl Scorer {
         }
     }
 
-    /// The reference's tokens: whitespace-split, stripped, lower-cased, looked up.
-    /// ASCII text (`ascii`, as nearly all is) takes a path with no UTF-8 decoding
-    /// and no copy of its words.
-    fn tokenize(&mut self, text: &str, ascii: bool) {
-        self.tokens.clear();
-        self.upper = 0;
-        self.but = None;
-        if ascii {
-            self.tokenize_ascii(text.as_bytes());
-        } else {
-            self.bangs = text.bytes().filter(|&b| b == b'!').count();
-            self.questions = text.bytes().filter(|&b| b == b'?').count();
-            for raw in text.split(pystr::is_space).filter(|s| !s.is_empty()) {
-                let tok = pystr::strip_punc_if_word(raw);
-                self.lower.clear();
-                pystr::push_lower(&mut self.lower, tok);
-                let entry = self.tables.entry(&self.lower);
-                let key = Key::of(&self.lower);
-                let negated = entry.negate
-                    || (tok.contains('\'') && self.lower.windows(3).any(|w| w == b"n't"));
-                self.push_token(key, pystr::is_upper(tok), negated, entry);
-            }
+    /// The reference's tokens of a text that is not ASCII: whitespace-split,
+    /// stripped, lower-cased, looked up.
+    fn tokenize_unicode(&mut self, text: &str) {
+        self.bangs = text.bytes().filter(|&b| b == b'!').count();
+        self.questions = text.bytes().filter(|&b| b == b'?').count();
+        for raw in text.split(pystr::is_space).filter(|s| !s.is_empty()) {
+            let tok = pystr::strip_punc_if_word(raw);
+            self.lower.clear();
+            pystr::push_lower(&mut self.lower, tok);
+            let entry = self.tables.entry(&self.lower);
+            let negated =
+                entry.negate || (tok.contains('\'') && self.lower.windows(3).any(|w| w == b"n't"));
+            self.push_token(pystr::is_upper(tok), negated, entry);
         }
     }
 
-    /// One pass over the bytes: a class table says what each byte is, a token's
-    /// classes are or-ed as it is read, and its key is loaded from the padded copy
-    /// and lower-cased eight bytes at a time.
+    /// The same tokens of an ASCII text (nearly all text), with no UTF-8 decoding
+    /// and no copy of its words, in one pass over the bytes: a class table says what
+    /// each byte is, a token's classes are or-ed as it is read, and its key is loaded
+    /// from the padded copy and lower-cased eight bytes at a time.
     fn tokenize_ascii(&mut self, text: &[u8]) {
         use pystr::{APOSTROPHE, BANG, CLASS, LOWER, PUNCT, QUESTION, SPACE, UPPER};
         self.bangs = 0;
@@ -217,14 +226,14 @@ impl Scorer {
         let n = text.len();
         let mut i = 0;
         while i < n {
-            if CLASS[usize::from(b[i])] & SPACE != 0 {
+            if CLASS[usize::from(text[i])] & SPACE != 0 {
                 i += 1;
                 continue;
             }
             let from = i;
             let mut flags = 0u8;
             while i < n {
-                let c = CLASS[usize::from(b[i])];
+                let c = CLASS[usize::from(text[i])];
                 if c & SPACE != 0 {
                     break;
                 }
@@ -233,7 +242,7 @@ impl Scorer {
             }
             // Neither is whitespace: counted here, they are counted over the text.
             if flags & (BANG | QUESTION) != 0 {
-                for &c in &b[from..i] {
+                for &c in &text[from..i] {
                     self.bangs += usize::from(c == b'!');
                     self.questions += usize::from(c == b'?');
                 }
@@ -242,34 +251,34 @@ impl Scorer {
             // also the stripped token's.
             let (mut s, mut e) = (from, i);
             if flags & PUNCT != 0 {
-                while s < e && CLASS[usize::from(b[s])] & PUNCT != 0 {
+                while s < e && CLASS[usize::from(text[s])] & PUNCT != 0 {
                     s += 1;
                 }
-                while e > s && CLASS[usize::from(b[e - 1])] & PUNCT != 0 {
+                while e > s && CLASS[usize::from(text[e - 1])] & PUNCT != 0 {
                     e -= 1;
                 }
                 if e - s <= 2 {
                     (s, e) = (from, i);
                 }
             }
-            let word = &b[s..e];
-            let (key, entry) = if word.len() <= KEY_BYTES {
-                let key = pystr::lower_key(&b[s..s + KEY_BYTES], word.len());
-                (key, self.tables.by_key(key))
+            let word = &text[s..e];
+            let entry = if word.len() <= KEY_BYTES {
+                self.tables
+                    .by_key(pystr::lower_key(&b[s..s + KEY_BYTES], word.len()))
             } else {
                 self.lower.clear();
                 self.lower.extend(word.iter().map(u8::to_ascii_lowercase));
-                (Key::of(&self.lower), self.tables.entry(&self.lower))
+                self.tables.entry(&self.lower)
             };
             let negated = entry.negate || (flags & APOSTROPHE != 0 && pystr::has_nt_ascii(word));
             let upper = flags & UPPER != 0 && flags & LOWER == 0;
-            self.push_token(key, upper, negated, entry);
+            self.push_token(upper, negated, entry);
         }
         self.padded = b;
     }
 
     #[inline]
-    fn push_token(&mut self, key: Key, upper: bool, negated: bool, entry: Entry) {
+    fn push_token(&mut self, upper: bool, negated: bool, entry: Entry) {
         if upper {
             self.upper += 1;
         }
@@ -277,7 +286,6 @@ impl Scorer {
             self.but = Some(self.tokens.len());
         }
         self.tokens.push(Token {
-            key,
             upper,
             negated,
             entry,
@@ -394,19 +402,19 @@ impl Scorer {
         }
     }
 
-    /// Whether the tokens at `idx` spell `phrase` (whose words are all keyed).
-    fn spells(&self, idx: &[usize], phrase: &[Key]) -> bool {
+    /// Whether the tokens at `idx` spell `phrase` (its words' phrase numbers).
+    fn spells(&self, idx: &[usize], phrase: &[u8]) -> bool {
         idx.len() == phrase.len()
             && idx
                 .iter()
                 .zip(phrase)
-                .all(|(&j, w)| self.tokens[j].key == *w)
+                .all(|(&j, &w)| self.tokens[j].entry.phrase == w)
     }
 
     /// Whether the tokens at `idx` could spell a phrase at all (each is a phrase word).
     #[inline]
     fn may_spell(&self, idx: &[usize]) -> bool {
-        idx.iter().all(|&j| self.tokens[j].entry.in_phrase)
+        idx.iter().all(|&j| self.tokens[j].entry.phrase != 0)
     }
 
     fn special_case(&self, idx: &[usize]) -> Option<f64> {
