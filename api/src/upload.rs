@@ -72,8 +72,8 @@ const DEPTH: usize = 32;
 /// single sync at the end was over a third of an upload's time.
 const SYNC_EVERY: usize = DEPTH * BUF;
 
-/// One read's bytes: the buffer and how much of it is filled. A length of 0 is the
-/// end of the body; the channel closing without it means the upload was cut.
+/// A buffer of the body and how much of it is filled. A length of 0 is the end of
+/// the body; the channel closing without it means the upload was cut.
 type Piece = (Vec<u8>, usize);
 
 /// Why the writer stopped.
