@@ -466,9 +466,11 @@ async fn status_counts_clients_and_shows_each_relay_caught_up(target) {
             .find(|r| r["queue"] == "export")
             .unwrap()
             .clone();
-        // At or past it: the worker's own events for the job may come after.
+        // At or past it, and at the stream's end: the worker's own events for the
+        // job may come after it.
         let read = export["last_read_id"].as_str().map(stream_id);
-        (read >= Some(stream_id(&last))).then_some(s)
+        let end = export["stream_last_id"].as_str().map(stream_id);
+        (read >= Some(stream_id(&last)) && read == end).then_some(s)
     })
     .await;
     assert_eq!(status["clients"]["job_streams"], 1);
