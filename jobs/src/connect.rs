@@ -1,13 +1,14 @@
 //! Connections every process opens: Redis, the database, and the queue handles.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drover_migration::{Migrator, MigratorTrait};
 use drover_queue::{Queue, Redis};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    TransactionTrait,
 };
 
 use crate::QueueName;
@@ -102,10 +103,49 @@ pub async fn database(url: &str) -> anyhow::Result<DatabaseConnection> {
     } else {
         opts.max_connections(16);
     }
-    Database::connect(opts)
-        .await
-        .with_context(|| format!("connect to the database at {}", redact_db(url)))
+    // A new SQLite file that another process is creating or migrating (an API and a
+    // worker started together) can answer "database is locked" at once: SQLite skips
+    // the busy timeout where waiting could deadlock, as when two connections both turn
+    // the file's journal to WAL. That is worth waiting out; anything else is not.
+    let deadline = Instant::now() + SQLITE_OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match Database::connect(opts.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e) if is_sqlite_busy(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "the SQLite database is locked; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("connect to the database at {}", redact_db(url)));
+            }
+        }
+    }
 }
+
+/// How long opening a SQLite database keeps retrying while another process holds it
+/// locked.
+const SQLITE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether `e` is SQLite's `SQLITE_BUSY` ("database is locked", or one of its
+/// extended codes).
+fn is_sqlite_busy(e: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = e
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+}
+
+/// SQLite's primary result code for a locked database.
+const SQLITE_BUSY: i32 = 5;
 
 /// Applies every pending migration.
 ///
@@ -132,7 +172,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// The key of the PostgreSQL advisory lock that serializes migrations ("drover" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_6472_6f76_6572;
 
-async fn migrate_once(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+async fn migrate_once(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         let txn = db.begin().await?;
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
@@ -178,5 +218,36 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[tokio::test]
+    async fn a_locked_sqlite_database_is_told_apart_from_other_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let holder = database(&url).await.unwrap();
+        holder
+            .execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        let txn = holder.begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        // Another connection that will not wait for the writer's lock.
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(1)
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::ZERO));
+        let other = Database::connect(opts).await.unwrap();
+        let locked = other
+            .execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap_err();
+        assert!(is_sqlite_busy(&locked), "{locked:?}");
+        let missing = other
+            .execute_unprepared("SELECT * FROM no_such_table")
+            .await
+            .unwrap_err();
+        assert!(!is_sqlite_busy(&missing), "{missing:?}");
+        txn.rollback().await.unwrap();
     }
 }
