@@ -181,7 +181,16 @@ pub async fn serve_on<A: Acceptor + 'static>(
     acceptor: A,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = connect_state(config).await?;
+    // A stop asked for while connecting (a database that is slow to answer) is a
+    // stop, not a wait for the connection first.
+    let mut shutdown = Box::pin(shutdown);
+    let state = tokio::select! {
+        state = connect_state(config) => state?,
+        () = &mut shutdown => {
+            tracing::info!("stopped before it was ready");
+            return Ok(());
+        }
+    };
     let local: Vec<SocketAddr> = acceptor
         .local_addr()
         .iter()

@@ -220,6 +220,10 @@ impl Proc {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = c.try_wait() {
+                if status.code().is_none() {
+                    use std::os::unix::process::ExitStatusExt as _;
+                    eprintln!("{} was ended by signal {:?}", self.name, status.signal());
+                }
                 return status.code();
             }
             if std::time::Instant::now() > deadline {
