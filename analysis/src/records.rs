@@ -232,32 +232,54 @@ fn fast_record(input: &[u8], spans: &mut Vec<(usize, usize)>) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Splits `data` fed `piece` bytes at a time; returns (fields, end offset) per record.
-    fn split(data: &[u8], piece: usize) -> Vec<(Vec<String>, u64)> {
-        let mut s = Splitter::new(0);
-        let mut got = Vec::new();
+    /// What a parser under test did with the bytes it was handed.
+    enum Fed {
+        /// Call it again with what is left.
+        Again,
+        /// It wants the next piece.
+        MoreInput,
+        /// It saw the end of the input.
+        Done,
+    }
+
+    /// Feeds `data` to `parse` `piece` bytes at a time, then an empty piece for the end
+    /// of the input. `parse(rest, at_end)` returns how many bytes it took and what next.
+    fn feed(data: &[u8], piece: usize, mut parse: impl FnMut(&[u8], bool) -> (usize, Fed)) {
         let mut chunks: Vec<&[u8]> = data.chunks(piece).collect();
         chunks.push(&[]);
         for chunk in chunks {
             let mut rest = chunk;
-            loop {
-                if rest.is_empty() && !chunk.is_empty() {
-                    break;
-                }
-                let (n, step) = s.next(rest);
+            while !rest.is_empty() || chunk.is_empty() {
+                let (n, fed) = parse(rest, chunk.is_empty());
                 rest = &rest[n..];
-                match step {
-                    Step::NeedInput => break,
-                    Step::End => return got,
-                    Step::Record(r) => {
-                        let fields = (0..r.len())
-                            .map(|i| String::from_utf8_lossy(r.field(i).unwrap()).into_owned())
-                            .collect();
-                        got.push((fields, r.end_offset()));
-                    }
+                match fed {
+                    Fed::Again => {}
+                    Fed::MoreInput => break,
+                    Fed::Done => return,
                 }
             }
         }
+    }
+
+    /// Splits `data` fed `piece` bytes at a time; returns (fields, end offset) per record.
+    fn split(data: &[u8], piece: usize) -> Vec<(Vec<String>, u64)> {
+        let mut s = Splitter::new(0);
+        let mut got = Vec::new();
+        feed(data, piece, |rest, _| {
+            let (n, step) = s.next(rest);
+            let fed = match step {
+                Step::NeedInput => Fed::MoreInput,
+                Step::End => Fed::Done,
+                Step::Record(r) => {
+                    let fields = (0..r.len())
+                        .map(|i| String::from_utf8_lossy(r.field(i).unwrap()).into_owned())
+                        .collect();
+                    got.push((fields, r.end_offset()));
+                    Fed::Again
+                }
+            };
+            (n, fed)
+        });
         got
     }
 
@@ -296,42 +318,35 @@ mod tests {
         let (mut out, mut ends) = (vec![0u8; 1 << 16], vec![0usize; 1024]);
         let (mut outlen, mut endlen, mut pos) = (0, 0, 0u64);
         let mut got = Vec::new();
-        let mut chunks: Vec<&[u8]> = data.chunks(piece).collect();
-        chunks.push(&[]);
-        for chunk in chunks {
-            let mut rest = chunk;
-            loop {
-                if rest.is_empty() && !chunk.is_empty() {
-                    break;
+        feed(data, piece, |rest, at_end| {
+            let (res, nin, nout, nend) =
+                core.read_record(rest, &mut out[outlen..], &mut ends[endlen..]);
+            pos += nin as u64;
+            outlen += nout;
+            endlen += nend;
+            let fed = match res {
+                ReadRecordResult::InputEmpty if at_end => Fed::Again,
+                ReadRecordResult::InputEmpty => Fed::MoreInput,
+                ReadRecordResult::Record => {
+                    let mut start = 0;
+                    let fields = ends[..endlen]
+                        .iter()
+                        .map(|&e| {
+                            let f = String::from_utf8_lossy(&out[start..e]).into_owned();
+                            start = e;
+                            f
+                        })
+                        .collect();
+                    got.push((fields, pos));
+                    outlen = 0;
+                    endlen = 0;
+                    Fed::Again
                 }
-                let (res, nin, nout, nend) =
-                    core.read_record(rest, &mut out[outlen..], &mut ends[endlen..]);
-                rest = &rest[nin..];
-                pos += nin as u64;
-                outlen += nout;
-                endlen += nend;
-                match res {
-                    ReadRecordResult::InputEmpty if chunk.is_empty() => {}
-                    ReadRecordResult::InputEmpty => break,
-                    ReadRecordResult::Record => {
-                        let mut start = 0;
-                        let fields = ends[..endlen]
-                            .iter()
-                            .map(|&e| {
-                                let f = String::from_utf8_lossy(&out[start..e]).into_owned();
-                                start = e;
-                                f
-                            })
-                            .collect();
-                        got.push((fields, pos));
-                        outlen = 0;
-                        endlen = 0;
-                    }
-                    ReadRecordResult::End => return got,
-                    other => panic!("{other:?}"),
-                }
-            }
-        }
+                ReadRecordResult::End => Fed::Done,
+                other => panic!("{other:?}"),
+            };
+            (nin, fed)
+        });
         got
     }
 
