@@ -159,6 +159,8 @@ pub async fn run(
     // What the throughput counters have been given so far: (offset, rows).
     let mut counted = (state.offset, state.rows);
     let part_name = part.display().to_string();
+    // The reading loop's time, apart from the rest (see `Finished::overhead_ms`).
+    let reading = Instant::now();
     let mut runner = Runner::open(&dataset_path, file, sel, state)?;
     let mut last_cp = (Instant::now(), runner.state().rows);
     let mut last_report = Instant::now();
@@ -221,6 +223,7 @@ pub async fn run(
         }
     }
     runner.sync()?;
+    let reading = reading.elapsed();
     if lease_lost.is_cancelled() {
         return Err(RunError::LeaseLost);
     }
@@ -242,6 +245,7 @@ pub async fn run(
             bytes_done: state.offset,
             elapsed_ms: elapsed.as_millis() as i64,
             bytes_per_sec: bps,
+            overhead_ms: elapsed.saturating_sub(reading).as_millis() as i64,
         },
     )
     .await?;

@@ -13,6 +13,7 @@
 //! - [`metrics`]: the analysis throughput, as Prometheus counters.
 
 pub mod calibrate;
+pub mod estimate;
 pub mod job;
 pub mod metrics;
 pub mod profile;

@@ -123,6 +123,7 @@ pub async fn record_run(
         finished_at: Set(None),
         elapsed_ms: Set(None),
         bytes_per_sec: Set(None),
+        overhead_ms: Set(None),
         error: Set(None),
         created_at: Set(Utc::now()),
     };
@@ -237,6 +238,8 @@ pub struct Finished<'a> {
     pub bytes_done: u64,
     pub elapsed_ms: i64,
     pub bytes_per_sec: f64,
+    /// The part of `elapsed_ms` outside the reading loop.
+    pub overhead_ms: i64,
 }
 
 /// Writes the summaries and completes the run, in one transaction; drops the
@@ -281,6 +284,7 @@ pub async fn finish_run(db: &DatabaseConnection, f: Finished<'_>) -> Result<(), 
             analysis_run::Column::BytesPerSec,
             Expr::value(f.bytes_per_sec),
         )
+        .col_expr(analysis_run::Column::OverheadMs, Expr::value(f.overhead_ms))
         .filter(analysis_run::Column::JobId.eq(f.job_id))
         .exec(&tx)
         .await?;
@@ -330,17 +334,28 @@ pub async fn summaries(
         .await
 }
 
-/// Bytes per second of the most recent completed runs (for estimates).
-pub async fn recent_throughputs(db: &impl ConnectionTrait, n: u64) -> Result<Vec<f64>, DbErr> {
+/// How fast the most recent completed runs went (what estimates rest on), newest
+/// first.
+pub async fn recent_speeds(
+    db: &impl ConnectionTrait,
+    n: u64,
+) -> Result<Vec<crate::estimate::RunSpeed>, DbErr> {
     Ok(analysis_run::Entity::find()
         .filter(analysis_run::Column::Status.eq("completed"))
         .filter(analysis_run::Column::BytesPerSec.is_not_null())
+        .filter(analysis_run::Column::ElapsedMs.is_not_null())
         .order_by_desc(analysis_run::Column::FinishedAt)
         .limit(n)
         .all(db)
         .await?
         .into_iter()
-        .filter_map(|r| r.bytes_per_sec)
+        .filter_map(|r| {
+            Some(crate::estimate::RunSpeed::new(
+                r.bytes_per_sec?,
+                r.elapsed_ms? as f64 / 1000.0,
+                r.overhead_ms.unwrap_or(0) as f64 / 1000.0,
+            ))
+        })
         .collect())
 }
 

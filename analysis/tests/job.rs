@@ -105,6 +105,16 @@ async fn small_csv_gives_expected_labels_and_summaries() {
         let run = store::get_run(&db, "j1").await.unwrap().unwrap();
         assert_eq!(run.status, "completed");
         assert!(store::load_checkpoint(&db, "j1").await.unwrap().is_none());
+        // What the estimate will rest on: the fixed part is part of the run's time, and
+        // the reading loop alone went at least as fast as the whole run.
+        let (elapsed, overhead) = (run.elapsed_ms.unwrap(), run.overhead_ms.unwrap());
+        assert!((0..=elapsed).contains(&overhead), "{run:?}");
+        let speeds = store::recent_speeds(&db, 5).await.unwrap();
+        assert_eq!(speeds.len(), 1);
+        assert!(
+            speeds[0].reading_bytes_per_sec >= run.bytes_per_sec.unwrap(),
+            "{speeds:?} {run:?}"
+        );
         // Nothing is left in tmp/.
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),

@@ -34,8 +34,12 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     /// Time spent by the attempts that did the work, summed.
     pub elapsed_ms: Option<i64>,
-    /// Bytes of CSV per second of the last attempt (feeds the estimate).
+    /// Bytes of CSV per second of the last attempt, over its whole time.
     pub bytes_per_sec: Option<f64>,
+    /// The part of the last attempt's time outside its reading loop (setup, the
+    /// rename): what does not grow with the file. Estimates add it once and
+    /// divide the bytes by the reading loop's own rate.
+    pub overhead_ms: Option<i64>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub created_at: DateTimeUtc,

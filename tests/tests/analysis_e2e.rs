@@ -307,6 +307,28 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         assert_eq!(va["malformed_examples"][0]["row"], MALFORMED_ROW, "{va}");
         assert!(va["resumed_from"].is_null(), "{va}");
         let ra = results(&base, &a).await;
+        // The estimate now rests on run A: its fixed part plus its reading rate give
+        // back run A's own time for the same file.
+        let r = client()
+            .post(format!("{base}/api/v1/analysis/estimate"))
+            .bearer_auth(KEY)
+            .json(&json!({"dataset_id": ds_id, "columns": ["text"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{engine:?}");
+        let est: Value = r.json().await.unwrap();
+        assert_eq!(est["basis"], "measured", "{est}");
+        let elapsed = va["elapsed_ms"].as_f64().unwrap() / 1000.0;
+        let fixed = est["fixed_seconds"].as_f64().unwrap();
+        assert!((0.0..elapsed).contains(&fixed), "{est} {va}");
+        let secs = est["seconds"].as_f64().unwrap();
+        assert!(
+            (secs - elapsed).abs() <= 0.02 + elapsed * 0.01,
+            "{est} {va}"
+        );
+        let by_parts = fixed + size as f64 / est["bytes_per_sec"].as_f64().unwrap();
+        assert!((secs - by_parts).abs() <= 0.02, "{est}");
 
         // Run B: killed after a checkpoint, while it reads on.
         let r = submit(&base, &ds_id, &["text"]).await;

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use drover_analysis::estimate::Model;
 use drover_analysis::store;
 use drover_analysis::summary::BINS;
 use drover_analysis::vader::Scorer;
@@ -144,9 +145,12 @@ pub struct EstimateView {
     pub seconds: f64,
     pub lower_seconds: f64,
     pub upper_seconds: f64,
-    /// Bytes of CSV per second the estimate assumes.
+    /// Bytes of CSV per second the estimate assumes for reading the file.
     pub bytes_per_sec: f64,
-    /// `measured` (the median of the last completed runs here), `calibration` (what a
+    /// Seconds the estimate adds whatever the file's size (a run's setup
+    /// and its rename), as the last completed runs here spent them.
+    pub fixed_seconds: f64,
+    /// `measured` (the medians of the last completed runs here), `calibration` (what a
     /// worker measured at its start, before any run completed) or `api_sample` (no
     /// worker has calibrated yet: a rough figure from a sample this process scored).
     pub basis: String,
@@ -328,17 +332,15 @@ impl AnalysisApi {
         let ds = store::get_dataset(state.db(), &p.dataset_id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such dataset"))?;
-        let mut rates = store::recent_throughputs(state.db(), 5).await?;
-        let (bps, basis) = if rates.is_empty() {
-            match store::latest_calibration(state.db()).await? {
-                Some(rate) => (rate, "calibration"),
-                None => (calibration(), "api_sample"),
-            }
-        } else {
-            rates.sort_by(f64::total_cmp);
-            (rates[rates.len() / 2], "measured")
+        let runs = store::recent_speeds(state.db(), 5).await?;
+        let (model, basis) = match Model::from_runs(&runs) {
+            Some(m) => (m, "measured"),
+            None => match store::latest_calibration(state.db()).await? {
+                Some(rate) => (Model::from_rate(rate), "calibration"),
+                None => (Model::from_rate(calibration()), "api_sample"),
+            },
         };
-        let seconds = ds.bytes as f64 / bps.max(1.0);
+        let seconds = model.seconds(u64::try_from(ds.bytes).unwrap_or(0));
         let round = |x: f64| (x * 100.0).round() / 100.0;
         Ok(EstimateResponse::Ok(Json(EstimateView {
             rows: ds.rows as u64,
@@ -346,7 +348,8 @@ impl AnalysisApi {
             seconds: round(seconds),
             lower_seconds: round(seconds * 0.85),
             upper_seconds: round(seconds * 1.15),
-            bytes_per_sec: bps.round(),
+            bytes_per_sec: model.bytes_per_sec.round(),
+            fixed_seconds: round(model.overhead_secs),
             basis: basis.to_owned(),
         })))
     }
