@@ -184,12 +184,10 @@ pub async fn serve_on<A: Acceptor + 'static>(
     // A stop asked for while connecting (a database that is slow to answer) is a
     // stop, not a wait for the connection first.
     let mut shutdown = Box::pin(shutdown);
-    let state = tokio::select! {
-        state = connect_state(config) => state?,
-        () = &mut shutdown => {
-            tracing::info!("stopped before it was ready");
-            return Ok(());
-        }
+    let Some(state) =
+        drover_jobs::shutdown::unless_stopped(connect_state(config), &mut shutdown).await?
+    else {
+        return Ok(());
     };
     let local: Vec<SocketAddr> = acceptor
         .local_addr()

@@ -53,7 +53,13 @@ pub async fn run(
     config: SchedulerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    let mut shutdown = Box::pin(shutdown);
+    let Some(connect::Stores { redis, queues, db }) =
+        drover_jobs::shutdown::unless_stopped(connect::Stores::open(&config.common), &mut shutdown)
+            .await?
+    else {
+        return Ok(());
+    };
     // The series exist from the first scrape, before the first fire.
     let _ = drover_jobs::telemetry::prometheus();
     for (name, _) in queues.all() {
@@ -92,7 +98,6 @@ pub async fn run(
         "drover-scheduler running"
     );
     let mut wake = Instant::now();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(wake) => {}

@@ -85,3 +85,31 @@ pub fn assert_config_errors(bin: &str, cases: &[(&str, &str, &str)]) {
         );
     }
 }
+
+/// Asserts that a SIGTERM while `bin` is still connecting to its database stops it at
+/// once with exit status 0: it is neither killed by the signal nor left waiting for
+/// the database. `env` is what else `bin` needs to get as far as connecting.
+///
+/// # Panics
+/// When it does not stop so.
+pub fn assert_sigterm_while_connecting_stops_cleanly(bin: &str, env: &[(&str, String)]) {
+    use std::time::Duration;
+    // A "database" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent database");
+    let db = format!(
+        "postgres://postgres@{}/drover",
+        silent.local_addr().expect("its address")
+    );
+    let mut vars = vec![
+        ("DATABASE_URL", db),
+        ("REDIS_URL", "redis://127.0.0.1:1".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    vars.extend(env.iter().cloned());
+    let mut proc = procs::Proc::start_exe(bin, &vars);
+    // It is connecting once the database has been dialled.
+    let (_conn, _) = silent.accept().expect("the process dials the database");
+    // The database's connect timeout is 5 s: stopping within 4 s is not waiting for it.
+    let code = proc.terminate(Duration::from_secs(4));
+    assert_eq!(code, Some(0), "{bin} after a SIGTERM while connecting");
+}

@@ -40,7 +40,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = drover_jobs::telemetry::prometheus();
-    let connect::Stores { redis, queues, db } = connect::Stores::open(&config.common).await?;
+    let mut shutdown = Box::pin(shutdown);
+    let Some(connect::Stores { redis, queues, db }) =
+        drover_jobs::shutdown::unless_stopped(connect::Stores::open(&config.common), &mut shutdown)
+            .await?
+    else {
+        return Ok(());
+    };
     // Every per-queue series exists from the first scrape, at zero.
     for q in config.queues.keys() {
         drover_queue::metrics::zero_worker_series(q.as_str());
