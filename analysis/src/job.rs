@@ -228,6 +228,8 @@ pub async fn run(
         return Err(RunError::LeaseLost);
     }
     let state = runner.state().clone();
+    let (scored_cells, scored_bytes) = runner.counts();
+    let cost = runner.scored().map(|s| s.cost);
     drop(runner);
     let dest = results_path(data_dir, job_id);
     std::fs::rename(&part, &dest)?;
@@ -246,6 +248,9 @@ pub async fn run(
             elapsed_ms: elapsed.as_millis() as i64,
             bytes_per_sec: bps,
             overhead_ms: elapsed.saturating_sub(reading).as_millis() as i64,
+            scored_cells,
+            scored_bytes,
+            cost,
         },
     )
     .await?;

@@ -42,6 +42,20 @@ pub struct ColumnProfile {
     pub text_score: f64,
 }
 
+/// The bytes an analysis of `columns` should score over `rows` rows: for each, its
+/// share of non-empty values times their average length (in characters, which are
+/// bytes in ASCII text). A column the profile lacks counts 0.
+#[must_use]
+pub fn expected_scored_bytes(profile: &[ColumnProfile], columns: &[String], rows: u64) -> u64 {
+    columns
+        .iter()
+        .filter_map(|c| profile.iter().find(|p| &p.name == c))
+        .map(|p| {
+            (rows as f64 * (1.0 - p.null_share).clamp(0.0, 1.0) * p.avg_len.max(0.0)).round() as u64
+        })
+        .sum()
+}
+
 #[derive(Default)]
 struct Acc {
     n: u64,
@@ -202,5 +216,20 @@ mod tests {
         assert_eq!(prof[2].null_share, 0.25);
         assert!(prof[2].text_score > prof[1].text_score);
         assert_eq!(prof[0].text_score, 0.0);
+
+        // Over 1,000 such rows, the reviews (three of four present) hold about 38,000
+        // bytes to score, the cities 5,000; an unknown column holds none.
+        let cols = |c: &[&str]| c.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let present: usize = reviews.iter().map(|r| r.len()).sum();
+        let reviews_bytes = (present as f64 / 4.0 * 1000.0).round() as u64;
+        // (Within a byte: the profile keeps average lengths to three decimals.)
+        let review = expected_scored_bytes(&prof, &cols(&["review"]), 1000);
+        assert!(
+            review.abs_diff(reviews_bytes) <= 1,
+            "{review} {reviews_bytes}"
+        );
+        let both = expected_scored_bytes(&prof, &cols(&["city", "review"]), 1000);
+        assert_eq!(both, review + 5000);
+        assert_eq!(expected_scored_bytes(&prof, &cols(&["stars"]), 1000), 0);
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::estimate::{CellTimes, Scored};
 use crate::records::{Splitter, Step};
 use crate::summary::{ColumnSummary, MAX_EXAMPLES, Malformed, UNITS};
 use crate::vader::{Label, Scorer};
@@ -80,6 +81,25 @@ impl Selection {
 
 const READ_BUF: usize = 256 * 1024;
 
+/// The runner times the cells of one row in this many, one by one: enough for a
+/// steady fit of their cost ([`CellTimes`]), few enough that the clock reads cost
+/// under a thousandth of the loop.
+pub const TIME_EVERY: u64 = 32;
+
+/// What reading the clock twice costs, taken off each timed cell: the least of a few
+/// tries, measured once per process.
+fn clock_ns() -> f64 {
+    static NS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        (0..64)
+            .map(|_| {
+                let t = Instant::now();
+                t.elapsed().as_nanos() as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    })
+}
+
 /// A run over one dataset file, writing one results file.
 pub struct Runner {
     sel: Selection,
@@ -93,6 +113,11 @@ pub struct Runner {
     out: BufWriter<File>,
     line: Vec<u8>,
     scorer: Scorer,
+    /// What this runner has scored (this attempt only), and its timed cells.
+    cells: u64,
+    cell_bytes: u64,
+    times: CellTimes,
+    clock_ns: f64,
 }
 
 /// `row,<col>_compound,<col>_label,…`, with names quoted as CSV needs.
@@ -170,6 +195,10 @@ impl Runner {
             out: BufWriter::with_capacity(256 * 1024, results),
             line: Vec::with_capacity(256),
             scorer: Scorer::new(),
+            cells: 0,
+            cell_bytes: 0,
+            times: CellTimes::default(),
+            clock_ns: clock_ns(),
         };
         if runner.state.results_len == 0 {
             let h = header_line(&runner.sel.names);
@@ -182,6 +211,23 @@ impl Runner {
     #[must_use]
     pub fn state(&self) -> &RunState {
         &self.state
+    }
+
+    /// Cells this runner has scored, and their bytes.
+    #[must_use]
+    pub fn counts(&self) -> (u64, u64) {
+        (self.cells, self.cell_bytes)
+    }
+
+    /// What this runner has scored, and the cost per cell and per byte fitted on its
+    /// timed cells (`None` before it has timed two).
+    #[must_use]
+    pub fn scored(&self) -> Option<Scored> {
+        Some(Scored {
+            cells: self.cells,
+            bytes: self.cell_bytes,
+            cost: self.times.fit()?,
+        })
     }
 
     /// Reads and scores up to `max_rows` rows or for about `budget`, then flushes the
@@ -226,9 +272,13 @@ impl Runner {
             } else {
                 self.line.clear();
                 push_u64(&mut self.line, row);
+                let timed = row.is_multiple_of(TIME_EVERY);
                 for (k, &i) in self.sel.indexes.iter().enumerate() {
+                    let started = timed.then(Instant::now);
                     // Checked above: every field is UTF-8.
                     let cell = rec.field(i).unwrap_or_default();
+                    self.cells += 1;
+                    self.cell_bytes += cell.len() as u64;
                     let c = self.scorer.compound_bytes(cell).unwrap_or(0.0);
                     let units = (c * UNITS).round() as i64;
                     self.state.summaries[k].add(units);
@@ -237,6 +287,10 @@ impl Runner {
                     self.line.push(b',');
                     self.line
                         .extend_from_slice(Label::of(c).as_str().as_bytes());
+                    if let Some(t) = started {
+                        let ns = t.elapsed().as_nanos() as f64 - self.clock_ns;
+                        self.times.add(cell.len() as u64, ns.max(0.0));
+                    }
                 }
                 self.line.push(b'\n');
                 self.out.write_all(&self.line)?;
@@ -334,6 +388,33 @@ mod tests {
             }
         }
         (std::fs::read(prev.unwrap()).unwrap(), state)
+    }
+
+    #[test]
+    fn a_runner_counts_what_it_scored_and_times_one_row_in_time_every() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dir.path().join("d.csv");
+        let texts = [
+            "I love it!",
+            "a much longer text that is not bad at all really",
+        ];
+        let mut data = b"id,text\n".to_vec();
+        for i in 0..640 {
+            data.extend(format!("{i},{}\n", texts[i % 2]).bytes());
+        }
+        std::fs::write(&ds, &data).unwrap();
+        let header: Vec<String> = vec!["id".into(), "text".into()];
+        let cols = vec!["text".to_string()];
+        let sel = Selection::new(&header, &cols).unwrap();
+        let file = start_results(&dir.path().join("r"), None).unwrap();
+        let mut r = Runner::open(&ds, file, sel, RunState::fresh(8, &cols)).unwrap();
+        assert!(r.scored().is_none(), "nothing timed yet");
+        while !r.step(u64::MAX, Duration::from_secs(60)).unwrap() {}
+        let s = r.scored().unwrap();
+        assert_eq!(s.cells, 640);
+        assert_eq!(s.bytes, 320 * (texts[0].len() + texts[1].len()) as u64);
+        assert_eq!(r.times.count(), 640 / TIME_EVERY);
+        assert!(s.cost.secs(s.cells, s.bytes) > 0.0, "{s:?}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use crate::calibrate::Calibration;
+use crate::estimate::{CellCost, RunSpeed, Scored};
 use crate::runner::RunState;
 use crate::scan::Scan;
 use crate::summary::ColumnSummary;
@@ -124,6 +126,10 @@ pub async fn record_run(
         elapsed_ms: Set(None),
         bytes_per_sec: Set(None),
         overhead_ms: Set(None),
+        scored_cells: Set(None),
+        scored_bytes: Set(None),
+        ns_per_cell: Set(None),
+        ns_per_scored_byte: Set(None),
         error: Set(None),
         created_at: Set(Utc::now()),
     };
@@ -240,6 +246,11 @@ pub struct Finished<'a> {
     pub bytes_per_sec: f64,
     /// The part of `elapsed_ms` outside the reading loop.
     pub overhead_ms: i64,
+    /// Cells this attempt scored, their bytes, and what a cell and a byte cost
+    /// (`None` if it timed too few cells to say).
+    pub scored_cells: u64,
+    pub scored_bytes: u64,
+    pub cost: Option<CellCost>,
 }
 
 /// Writes the summaries and completes the run, in one transaction; drops the
@@ -285,6 +296,22 @@ pub async fn finish_run(db: &DatabaseConnection, f: Finished<'_>) -> Result<(), 
             Expr::value(f.bytes_per_sec),
         )
         .col_expr(analysis_run::Column::OverheadMs, Expr::value(f.overhead_ms))
+        .col_expr(
+            analysis_run::Column::ScoredCells,
+            Expr::value(i64::try_from(f.scored_cells).unwrap_or(i64::MAX)),
+        )
+        .col_expr(
+            analysis_run::Column::ScoredBytes,
+            Expr::value(i64::try_from(f.scored_bytes).unwrap_or(i64::MAX)),
+        )
+        .col_expr(
+            analysis_run::Column::NsPerCell,
+            Expr::value(f.cost.map(|c| c.ns_per_cell)),
+        )
+        .col_expr(
+            analysis_run::Column::NsPerScoredByte,
+            Expr::value(f.cost.map(|c| c.ns_per_byte)),
+        )
         .filter(analysis_run::Column::JobId.eq(f.job_id))
         .exec(&tx)
         .await?;
@@ -336,10 +363,7 @@ pub async fn summaries(
 
 /// How fast the most recent completed runs went (what estimates rest on), newest
 /// first.
-pub async fn recent_speeds(
-    db: &impl ConnectionTrait,
-    n: u64,
-) -> Result<Vec<crate::estimate::RunSpeed>, DbErr> {
+pub async fn recent_speeds(db: &impl ConnectionTrait, n: u64) -> Result<Vec<RunSpeed>, DbErr> {
     Ok(analysis_run::Entity::find()
         .filter(analysis_run::Column::Status.eq("completed"))
         .filter(analysis_run::Column::BytesPerSec.is_not_null())
@@ -350,10 +374,27 @@ pub async fn recent_speeds(
         .await?
         .into_iter()
         .filter_map(|r| {
-            Some(crate::estimate::RunSpeed::new(
+            let scored = match (
+                r.scored_cells,
+                r.scored_bytes,
+                r.ns_per_cell,
+                r.ns_per_scored_byte,
+            ) {
+                (Some(cells), Some(bytes), Some(ns_per_cell), Some(ns_per_byte)) => Some(Scored {
+                    cells: u64::try_from(cells).ok()?,
+                    bytes: u64::try_from(bytes).ok()?,
+                    cost: CellCost {
+                        ns_per_cell,
+                        ns_per_byte,
+                    },
+                }),
+                _ => None,
+            };
+            Some(RunSpeed::new(
                 r.bytes_per_sec?,
                 r.elapsed_ms? as f64 / 1000.0,
                 r.overhead_ms.unwrap_or(0) as f64 / 1000.0,
+                scored,
             ))
         })
         .collect())
@@ -363,12 +404,15 @@ pub async fn recent_speeds(
 pub async fn save_calibration(
     db: &impl ConnectionTrait,
     worker: &str,
-    bytes_per_sec: f64,
+    c: &Calibration,
 ) -> Result<(), DbErr> {
     use sea_orm::sea_query::OnConflict;
     let am = analysis_calibration::ActiveModel {
         worker: Set(worker.to_owned()),
-        bytes_per_sec: Set(bytes_per_sec),
+        bytes_per_sec: Set(c.bytes_per_sec),
+        read_bytes_per_sec: Set(c.split.map(|(read, _)| read)),
+        ns_per_cell: Set(c.split.map(|(_, cost)| cost.ns_per_cell)),
+        ns_per_scored_byte: Set(c.split.map(|(_, cost)| cost.ns_per_byte)),
         measured_at: Set(Utc::now()),
     };
     analysis_calibration::Entity::insert(am)
@@ -376,6 +420,9 @@ pub async fn save_calibration(
             OnConflict::column(analysis_calibration::Column::Worker)
                 .update_columns([
                     analysis_calibration::Column::BytesPerSec,
+                    analysis_calibration::Column::ReadBytesPerSec,
+                    analysis_calibration::Column::NsPerCell,
+                    analysis_calibration::Column::NsPerScoredByte,
                     analysis_calibration::Column::MeasuredAt,
                 ])
                 .to_owned(),
@@ -385,11 +432,23 @@ pub async fn save_calibration(
     Ok(())
 }
 
-/// The most recent start-up calibration of any worker, in bytes per second.
-pub async fn latest_calibration(db: &impl ConnectionTrait) -> Result<Option<f64>, DbErr> {
+/// The most recent start-up calibration of any worker.
+pub async fn latest_calibration(db: &impl ConnectionTrait) -> Result<Option<Calibration>, DbErr> {
     Ok(analysis_calibration::Entity::find()
         .order_by_desc(analysis_calibration::Column::MeasuredAt)
         .one(db)
         .await?
-        .map(|c| c.bytes_per_sec))
+        .map(|c| Calibration {
+            bytes_per_sec: c.bytes_per_sec,
+            split: match (c.read_bytes_per_sec, c.ns_per_cell, c.ns_per_scored_byte) {
+                (Some(read), Some(ns_per_cell), Some(ns_per_byte)) => Some((
+                    read,
+                    CellCost {
+                        ns_per_cell,
+                        ns_per_byte,
+                    },
+                )),
+                _ => None,
+            },
+        }))
 }

@@ -112,9 +112,26 @@ async fn small_csv_gives_expected_labels_and_summaries() {
         let speeds = store::recent_speeds(&db, 5).await.unwrap();
         assert_eq!(speeds.len(), 1);
         assert!(
-            speeds[0].reading_bytes_per_sec >= run.bytes_per_sec.unwrap(),
+            speeds[0].reading_secs <= elapsed as f64 / 1000.0 + 1e-3,
             "{speeds:?} {run:?}"
         );
+        // And the bytes it scored: the five reviews' texts, unquoted.
+        let texts: usize = [
+            "I love this phone, the screen is great!",
+            "Terrible battery, it died after an hour",
+            "The box was brown",
+            "not bad at all, but the price is too high",
+            "AMAZING service :)",
+        ]
+        .iter()
+        .map(|t| t.len())
+        .sum();
+        assert_eq!(run.scored_cells, Some(5), "{run:?}");
+        assert_eq!(run.scored_bytes, Some(texts as i64), "{run:?}");
+        // Five rows are too few to time one in 32: no cost is recorded, and the
+        // estimate falls back to one rate for every byte.
+        assert_eq!(run.ns_per_cell, None, "{run:?}");
+        assert_eq!(speeds[0].scored, None);
         // Nothing is left in tmp/.
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),

@@ -40,6 +40,14 @@ pub struct Model {
     /// rename): what does not grow with the file. Estimates add it once and
     /// divide the bytes by the reading loop's own rate.
     pub overhead_ms: Option<i64>,
+    /// Cells the last attempt scored, and their bytes: estimates weigh them apart from
+    /// the file's bytes (scoring costs several times what reading does).
+    pub scored_cells: Option<i64>,
+    pub scored_bytes: Option<i64>,
+    /// What scoring a cell cost, as nanoseconds per cell plus per byte of it (fitted
+    /// on the attempt's timed rows).
+    pub ns_per_cell: Option<f64>,
+    pub ns_per_scored_byte: Option<f64>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub created_at: DateTimeUtc,

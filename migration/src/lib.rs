@@ -21,6 +21,7 @@ mod m20261202_000301_scope_keys_and_jobs;
 mod m20261202_000500_create_analysis_calibrations;
 mod m20261202_000600_drop_job_history_finished_index;
 mod m20261203_000700_add_analysis_overhead;
+mod m20261204_000800_add_scoring_costs;
 
 pub use m20261201_000032_seed_default_schedules::DEFAULTS as DEFAULT_SCHEDULES;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000500_create_analysis_calibrations::Migration),
             Box::new(m20261202_000600_drop_job_history_finished_index::Migration),
             Box::new(m20261203_000700_add_analysis_overhead::Migration),
+            Box::new(m20261204_000800_add_scoring_costs::Migration),
         ]
     }
 }

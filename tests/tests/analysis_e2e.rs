@@ -327,8 +327,38 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
             (secs - elapsed).abs() <= 0.02 + elapsed * 0.01,
             "{est} {va}"
         );
-        let by_parts = fixed + size as f64 / est["bytes_per_sec"].as_f64().unwrap();
+        let scoring = est["scoring_seconds"].as_f64().unwrap();
+        let scored = est["scored_bytes"].as_f64().unwrap();
+        let by_parts = fixed + size as f64 / est["bytes_per_sec"].as_f64().unwrap() + scoring;
         assert!((secs - by_parts).abs() <= 0.02, "{est}");
+        // Run A timed one row in 32 and fitted what a cell costs; the one-digit `stars`
+        // column then holds less to score than `text`, and its estimate is lower (one
+        // rate for every byte of the file would make them equal).
+        assert!(scoring > 0.0, "{est}");
+        let r = client()
+            .post(format!("{base}/api/v1/analysis/estimate"))
+            .bearer_auth(KEY)
+            .json(&json!({"dataset_id": ds_id, "columns": ["stars"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{engine:?}");
+        let stars: Value = r.json().await.unwrap();
+        assert_eq!(stars["scored_bytes"], ROWS, "{stars}");
+        assert!(
+            scored > 10.0 * ROWS as f64,
+            "the texts average over 10 bytes: {est}"
+        );
+        // As many cells, but one byte each instead of about twenty: less to score,
+        // and less in all.
+        assert!(
+            stars["scoring_seconds"].as_f64().unwrap() < scoring,
+            "{stars} against {est}"
+        );
+        assert!(
+            stars["seconds"].as_f64().unwrap() < secs,
+            "{stars} against {est}"
+        );
 
         // Run B: killed after a checkpoint, while it reads on.
         let r = submit(&base, &ds_id, &["text"]).await;

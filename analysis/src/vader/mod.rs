@@ -483,6 +483,11 @@ impl Scorer {
         };
         for k in 0..sentiments.len() {
             let s = sentiments[k];
+            // Most tokens score 0, and halving or boosting a 0 leaves it 0 (at most
+            // its sign changes, which no sum shows): only the others need the search.
+            if s == 0.0 {
+                continue;
+            }
             let Some(si) = sentiments.iter().position(|&x| x == s) else {
                 continue;
             };

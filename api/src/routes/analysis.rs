@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use drover_analysis::estimate::Model;
+use drover_analysis::profile::{ColumnProfile, expected_scored_bytes};
 use drover_analysis::store;
 use drover_analysis::summary::BINS;
 use drover_analysis::vader::Scorer;
@@ -145,8 +146,18 @@ pub struct EstimateView {
     pub seconds: f64,
     pub lower_seconds: f64,
     pub upper_seconds: f64,
-    /// Bytes of CSV per second the estimate assumes for reading the file.
+    /// Bytes of the file per second of reading the estimate assumes (of the time not
+    /// spent scoring, when `scoring_seconds` is known): `seconds` is `fixed_seconds`
+    /// plus the file's bytes over this rate plus `scoring_seconds`.
     pub bytes_per_sec: f64,
+    /// Bytes of the chosen columns' cells to score, from the dataset's column profile
+    /// (good rows × non-empty share × average length).
+    pub scored_bytes: u64,
+    /// The part of `seconds` spent scoring: the chosen cells at what a cell and a byte
+    /// of it cost in the last runs (timed on a sample of their rows); 0 when that is not
+    /// known (every byte of the file then counts the same, whichever columns are
+    /// chosen).
+    pub scoring_seconds: f64,
     /// Seconds the estimate adds whatever the file's size (a run's setup
     /// and its rename), as the last completed runs here spent them.
     pub fixed_seconds: f64,
@@ -336,11 +347,20 @@ impl AnalysisApi {
         let (model, basis) = match Model::from_runs(&runs) {
             Some(m) => (m, "measured"),
             None => match store::latest_calibration(state.db()).await? {
-                Some(rate) => (Model::from_rate(rate), "calibration"),
+                Some(c) => (
+                    Model::from_calibration(c.bytes_per_sec, c.split),
+                    "calibration",
+                ),
                 None => (Model::from_rate(calibration()), "api_sample"),
             },
         };
-        let seconds = model.seconds(u64::try_from(ds.bytes).unwrap_or(0));
+        let profile: Vec<ColumnProfile> = serde_json::from_str(&ds.profile).unwrap_or_default();
+        // Malformed rows are counted, not scored.
+        let good_rows = u64::try_from(ds.rows - ds.malformed_rows).unwrap_or(0);
+        let cells = good_rows * p.columns.len() as u64;
+        let scored = expected_scored_bytes(&profile, &p.columns, good_rows);
+        let bytes = u64::try_from(ds.bytes).unwrap_or(0);
+        let seconds = model.seconds(bytes, cells, scored);
         let round = |x: f64| (x * 100.0).round() / 100.0;
         Ok(EstimateResponse::Ok(Json(EstimateView {
             rows: ds.rows as u64,
@@ -349,6 +369,8 @@ impl AnalysisApi {
             lower_seconds: round(seconds * 0.85),
             upper_seconds: round(seconds * 1.15),
             bytes_per_sec: model.bytes_per_sec.round(),
+            scored_bytes: scored,
+            scoring_seconds: round(model.scoring_secs(cells, scored)),
             fixed_seconds: round(model.overhead_secs),
             basis: basis.to_owned(),
         })))

@@ -12,10 +12,13 @@
 //! 4. Runs the analysis of both text columns of the calibration file, then asks
 //!    `POST /api/v1/analysis/estimate` about the big one (now `measured` from the
 //!    calibration run), runs it, and watches the worker's `VmRSS` and CPU time.
+//! 5. Asks for an estimate of the short `title` column alone over the big file and
+//!    runs that analysis too: the estimate rests on runs of both columns, so this
+//!    checks that it weighs the bytes to score apart from the file's.
 //!
 //! It prints one JSON line: upload MB/s, the API's peak RSS during the upload,
 //! analysis MB/s of CSV per worker CPU-second and per wall-second, rows/s, the
-//! worker's peak RSS, and the estimate against the actual time.
+//! worker's peak RSS, and the estimates against the actual times.
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -231,7 +234,15 @@ struct Run {
     view: Value,
 }
 
-async fn analyse(base: &str, worker_pid: u32, dataset: &str) -> anyhow::Result<Run> {
+/// The columns the bench analyses: both text columns.
+const BOTH: &[&str] = &["title", "review"];
+
+async fn analyse(
+    base: &str,
+    worker_pid: u32,
+    dataset: &str,
+    columns: &[&str],
+) -> anyhow::Result<Run> {
     let c = client()?;
     let cpu0 = cpu_secs(worker_pid).unwrap_or(0.0);
     let watch = RssWatch::start(worker_pid);
@@ -239,7 +250,7 @@ async fn analyse(base: &str, worker_pid: u32, dataset: &str) -> anyhow::Result<R
     let r = c
         .post(format!("{base}/api/v1/queues/analysis/jobs"))
         .bearer_auth(KEY)
-        .json(&json!({"payload": {"dataset_id": dataset, "columns": ["title", "review"], "chain_type": "sentiment"}}))
+        .json(&json!({"payload": {"dataset_id": dataset, "columns": columns, "chain_type": "sentiment"}}))
         .send()
         .await?;
     let job = json_ok(r, "submit the analysis").await?;
@@ -276,11 +287,11 @@ async fn analyse(base: &str, worker_pid: u32, dataset: &str) -> anyhow::Result<R
     })
 }
 
-async fn estimate(base: &str, dataset: &str) -> anyhow::Result<Value> {
+async fn estimate(base: &str, dataset: &str, columns: &[&str]) -> anyhow::Result<Value> {
     let r = client()?
         .post(format!("{base}/api/v1/analysis/estimate"))
         .bearer_auth(KEY)
-        .json(&json!({"dataset_id": dataset, "columns": ["title", "review"]}))
+        .json(&json!({"dataset_id": dataset, "columns": columns}))
         .send()
         .await?;
     json_ok(r, "estimate").await
@@ -377,13 +388,13 @@ async fn bench(
         // The worker calibrates in the background at its start: give it a moment.
         let deadline = Instant::now() + Duration::from_secs(30);
         let before = loop {
-            let e = estimate(&base, &up.id).await?;
+            let e = estimate(&base, &up.id, BOTH).await?;
             if e["basis"] != "api_sample" || Instant::now() > deadline {
                 break e;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let run = analyse(&base, worker.pid, &up.id).await?;
+        let run = analyse(&base, worker.pid, &up.id, BOTH).await?;
         calibration = json!({
             "rows": args.calibration_rows,
             "mb": mb(up.bytes),
@@ -395,9 +406,13 @@ async fn bench(
         });
     }
     let up = upload(&base, api.pid, &big, "reviews.csv").await?;
-    let est = estimate(&base, &up.id).await?;
+    let est = estimate(&base, &up.id, BOTH).await?;
     worker.check_alive("drover-worker")?;
-    let run = analyse(&base, worker.pid, &up.id).await?;
+    let run = analyse(&base, worker.pid, &up.id, BOTH).await?;
+    // The short title alone, on the same file: the estimate, from runs of both
+    // columns, must see that it has a small part of their scoring to do.
+    let one_est = estimate(&base, &up.id, &["title"]).await?;
+    let one = analyse(&base, worker.pid, &up.id, &["title"]).await?;
     api.check_alive("drover-api")?;
     worker.check_alive("drover-worker")?;
     worker.stop().await;
@@ -425,7 +440,15 @@ async fn bench(
         "estimate_fixed_s": est["fixed_seconds"],
         "estimate_error_pct": round2((est_s / run.secs - 1.0) * 100.0),
         "malformed_rows": run.view["malformed_rows"],
+        "scored_byte_cost": est["scored_byte_cost"],
         "calibration": calibration,
+        "title_only": {
+            "estimate_s": one_est["seconds"],
+            "analysis_seconds": round2(one.secs),
+            "handler_seconds": handler_secs(&one.view),
+            "estimate_error_pct": round2((one_est["seconds"].as_f64().unwrap_or(0.0) / one.secs - 1.0) * 100.0),
+            "analysis_mb_per_cpu_s": round2(size as f64 / 1e6 / one.cpu.max(1e-3)),
+        },
     }))
 }
 
