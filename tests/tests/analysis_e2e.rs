@@ -80,6 +80,19 @@ async fn submit(base: &str, dataset: &str, columns: &[&str]) -> reqwest::Respons
         .unwrap()
 }
 
+/// `POST /api/v1/analysis/estimate` of one column: the answer, which must be a 200.
+async fn estimate(base: &str, dataset: &str, column: &str) -> Value {
+    let r = client()
+        .post(format!("{base}/api/v1/analysis/estimate"))
+        .bearer_auth(KEY)
+        .json(&json!({"dataset_id": dataset, "columns": [column]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "estimate of {column}");
+    r.json().await.unwrap()
+}
+
 async fn analysis(base: &str, id: &str) -> Option<Value> {
     let r = client()
         .get(format!("{base}/api/v1/analysis/{id}"))
@@ -309,15 +322,7 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         let ra = results(&base, &a).await;
         // The estimate now rests on run A: its fixed part plus its reading rate give
         // back run A's own time for the same file.
-        let r = client()
-            .post(format!("{base}/api/v1/analysis/estimate"))
-            .bearer_auth(KEY)
-            .json(&json!({"dataset_id": ds_id, "columns": ["text"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{engine:?}");
-        let est: Value = r.json().await.unwrap();
+        let est = estimate(&base, &ds_id, "text").await;
         assert_eq!(est["basis"], "measured", "{est}");
         let elapsed = va["elapsed_ms"].as_f64().unwrap() / 1000.0;
         let fixed = est["fixed_seconds"].as_f64().unwrap();
@@ -335,15 +340,7 @@ async fn a_killed_analysis_resumes_from_its_checkpoint_and_writes_the_same_bytes
         // column then holds less to score than `text`, and its estimate is lower (one
         // rate for every byte of the file would make them equal).
         assert!(scoring > 0.0, "{est}");
-        let r = client()
-            .post(format!("{base}/api/v1/analysis/estimate"))
-            .bearer_auth(KEY)
-            .json(&json!({"dataset_id": ds_id, "columns": ["stars"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{engine:?}");
-        let stars: Value = r.json().await.unwrap();
+        let stars = estimate(&base, &ds_id, "stars").await;
         assert_eq!(stars["scored_bytes"], ROWS, "{stars}");
         assert!(
             scored > 10.0 * ROWS as f64,

@@ -158,8 +158,9 @@ pub struct EstimateView {
     /// known (every byte of the file then counts the same, whichever columns are
     /// chosen).
     pub scoring_seconds: f64,
-    /// Seconds the estimate adds whatever the file's size (a run's setup
-    /// and its rename), as the last completed runs here spent them.
+    /// Seconds the estimate adds whatever the file's size (a run's setup and its
+    /// rename): the least the last completed runs here spent so (more was a one-off,
+    /// such as a worker's first run opening its database connections).
     pub fixed_seconds: f64,
     /// `measured` (the medians of the last completed runs here), `calibration` (what a
     /// worker measured at its start, before any run completed) or `api_sample` (no
