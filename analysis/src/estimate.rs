@@ -86,6 +86,15 @@ impl CellTimes {
 }
 
 impl CellCost {
+    /// From the two nullable columns a run or a calibration stores it in.
+    #[must_use]
+    pub fn from_columns(ns_per_cell: Option<f64>, ns_per_byte: Option<f64>) -> Option<Self> {
+        Some(Self {
+            ns_per_cell: ns_per_cell?,
+            ns_per_byte: ns_per_byte?,
+        })
+    }
+
     /// Seconds to score `cells` cells holding `bytes` bytes.
     #[must_use]
     pub fn secs(&self, cells: u64, bytes: u64) -> f64 {
@@ -156,8 +165,9 @@ pub struct Model {
 
 impl Model {
     /// The medians of the runs' rates and costs, so that one odd run does not move
-    /// the estimate, and the least of their fixed parts; `None` without a run. Runs that timed their cells are used when there
-    /// are any, the others only when none did.
+    /// the estimate, and the least of their fixed parts; `None` without a run. Runs
+    /// that timed their cells are used when there are any, the others only when none
+    /// did.
     #[must_use]
     pub fn from_runs(runs: &[RunSpeed]) -> Option<Self> {
         let timed: Vec<(RunSpeed, Scored)> =

@@ -374,22 +374,15 @@ pub async fn recent_speeds(db: &impl ConnectionTrait, n: u64) -> Result<Vec<RunS
         .await?
         .into_iter()
         .filter_map(|r| {
-            let scored = match (
-                r.scored_cells,
-                r.scored_bytes,
-                r.ns_per_cell,
-                r.ns_per_scored_byte,
-            ) {
-                (Some(cells), Some(bytes), Some(ns_per_cell), Some(ns_per_byte)) => Some(Scored {
-                    cells: u64::try_from(cells).ok()?,
-                    bytes: u64::try_from(bytes).ok()?,
-                    cost: CellCost {
-                        ns_per_cell,
-                        ns_per_byte,
-                    },
-                }),
-                _ => None,
-            };
+            // Runs recorded before runs timed their cells, or too small to time two,
+            // have no cost: they still count, with every byte alike.
+            let scored = (|| {
+                Some(Scored {
+                    cells: u64::try_from(r.scored_cells?).ok()?,
+                    bytes: u64::try_from(r.scored_bytes?).ok()?,
+                    cost: CellCost::from_columns(r.ns_per_cell, r.ns_per_scored_byte)?,
+                })
+            })();
             Some(RunSpeed::new(
                 r.bytes_per_sec?,
                 r.elapsed_ms? as f64 / 1000.0,
@@ -440,15 +433,8 @@ pub async fn latest_calibration(db: &impl ConnectionTrait) -> Result<Option<Cali
         .await?
         .map(|c| Calibration {
             bytes_per_sec: c.bytes_per_sec,
-            split: match (c.read_bytes_per_sec, c.ns_per_cell, c.ns_per_scored_byte) {
-                (Some(read), Some(ns_per_cell), Some(ns_per_byte)) => Some((
-                    read,
-                    CellCost {
-                        ns_per_cell,
-                        ns_per_byte,
-                    },
-                )),
-                _ => None,
-            },
+            split: c
+                .read_bytes_per_sec
+                .zip(CellCost::from_columns(c.ns_per_cell, c.ns_per_scored_byte)),
         }))
 }

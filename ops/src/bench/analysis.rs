@@ -440,7 +440,7 @@ async fn bench(
         "estimate_fixed_s": est["fixed_seconds"],
         "estimate_error_pct": round2((est_s / run.secs - 1.0) * 100.0),
         "malformed_rows": run.view["malformed_rows"],
-        "scored_byte_cost": est["scored_byte_cost"],
+        "estimate_scoring_s": est["scoring_seconds"],
         "calibration": calibration,
         "title_only": {
             "estimate_s": one_est["seconds"],
